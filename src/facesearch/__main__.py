@@ -1,0 +1,3 @@
+from facesearch.cli.main import main
+
+main()

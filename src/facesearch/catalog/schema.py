@@ -1,0 +1,79 @@
+"""Tables of the catalog (SQLAlchemy 2). SQLite by default; any SQLAlchemy URL (PostgreSQL) works."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SCHEMA_VERSION = 1
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class MetaRow(Base):
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class CollectionRow(Base):
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    lawful_basis: Mapped[str] = mapped_column(String(32))
+    biometric_condition: Mapped[str] = mapped_column(String(48))
+    retention_days: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    index_generation: Mapped[int] = mapped_column(Integer, default=0)
+    """Bumped in the same transaction as every change to this collection's faces; the vector index
+    records the generation it reflects, so a mismatch on open means a crash came between the two."""
+
+    images: Mapped[list[ImageRow]] = relationship(back_populates="collection", cascade="all, delete-orphan")
+
+
+class ImageRow(Base):
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("collection_id", "content_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    content_id: Mapped[str] = mapped_column(String(64))
+    source_path: Mapped[str] = mapped_column(Text)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(16))
+    byte_size: Mapped[int] = mapped_column(Integer)
+    face_count: Mapped[int] = mapped_column(Integer)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    collection: Mapped[CollectionRow] = relationship(back_populates="images")
+    faces: Mapped[list[FaceRow]] = relationship(back_populates="image", cascade="all, delete-orphan")
+
+
+class FaceRow(Base):
+    __tablename__ = "faces"
+    # AUTOINCREMENT: a deleted face's id is never reused, so a stale vector can never point at a new face.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    left: Mapped[int] = mapped_column(Integer)
+    top: Mapped[int] = mapped_column(Integer)
+    right: Mapped[int] = mapped_column(Integer)
+    bottom: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    landmarks: Mapped[list[list[float]]] = mapped_column(JSON)
+    rotation: Mapped[int] = mapped_column(Integer, default=0)
+    embedder: Mapped[str] = mapped_column(String(32))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    """The template (float32 little-endian): the vector index is rebuilt from these."""
+
+    image: Mapped[ImageRow] = relationship(back_populates="faces")

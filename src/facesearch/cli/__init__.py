@@ -1,0 +1,1 @@
+"""The ``facesearch`` command: thin commands over the engine."""

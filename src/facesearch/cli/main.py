@@ -1,0 +1,329 @@
+"""``facesearch``: index photo folders and find every photo of a face.
+
+Exit codes: 0 success; 1 internal error (a bug: please report it); 2 bad usage or invalid value;
+3 unreadable, corrupt or too large image; 4 no face found where one is needed; 5 unknown collection or
+item; 6 already exists; 7 ingest finished but some files failed (each is listed); 8 data folder missing,
+not initialised or unusable.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from facesearch.analysis import FaceAnalyser
+from facesearch.cli.demo import run_demo
+from facesearch.cli.draw import draw_faces
+from facesearch.cli.progress import BarProgress
+from facesearch.cli.render import emit, table
+from facesearch.engine import Engine
+from facesearch.errors import INGEST_PARTIAL_EXIT_CODE, FacesearchError
+from facesearch.governance import BiometricCondition, CollectionSpec, LawfulBasis
+from facesearch.results import CollectionInfo, IngestReport, SearchResult
+from facesearch.settings import Settings
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+EXISTING_FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
+
+
+@dataclass
+class CliState:
+    settings: Settings
+
+    def engine(self) -> Engine:
+        return Engine.open(self.settings)
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+EXIT_CODES = """\b
+Exit codes:
+  0  success
+  1  internal error (a bug: please report it)
+  2  bad usage or invalid value
+  3  unreadable, corrupt or too large image
+  4  no face found where one is needed
+  5  unknown collection or item
+  6  already exists
+  7  ingest finished but some files failed (each is listed)
+  8  data folder missing, not initialised or unusable"""
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data folder (default: $FACESEARCH_DATA_DIR or ./facesearch-data).",
+)
+@click.version_option(package_name="facesearch")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None) -> None:
+    """Index photo collections you are entitled to process and find every photo of a face."""
+    ctx.obj = CliState(Settings.from_env(data_dir=data_dir))
+
+
+@cli.command()
+@pass_state
+def init(state: CliState) -> None:
+    """Create the data folder and its catalog (safe to run again)."""
+    Engine.init(state.settings).close()
+    click.echo(f"data folder ready: {state.settings.data_dir}")
+
+
+# -- collections -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def collection() -> None:
+    """Create and inspect collections (each has a purpose, lawful basis and retention)."""
+
+
+@collection.command("create")
+@click.argument("name")
+@click.option("--purpose", required=True, help="Why these faces are processed, in a sentence.")
+@click.option(
+    "--basis",
+    "lawful_basis",
+    required=True,
+    type=click.Choice([b.value for b in LawfulBasis]),
+    help="GDPR Art. 6 lawful basis.",
+)
+@click.option(
+    "--condition",
+    "biometric_condition",
+    required=True,
+    type=click.Choice([c.value for c in BiometricCondition]),
+    help="GDPR Art. 9(2) condition for processing biometric data.",
+)
+@click.option("--retention", required=True, help="How long faces are kept: e.g. 90d, 12w, 6m, 2y.")
+@JSON_OPTION
+@pass_state
+def collection_create(
+    state: CliState, name: str, purpose: str, lawful_basis: str, biometric_condition: str, retention: str, as_json: bool
+) -> None:
+    """Create collection NAME."""
+    spec = CollectionSpec.parse(name, purpose, lawful_basis, biometric_condition, retention)
+    with state.engine() as engine:
+        info = engine.create_collection(spec)
+    emit(info, as_json, f"created collection {info.name}\n\n{_collection_text(info)}")
+
+
+@collection.command("list")
+@JSON_OPTION
+@pass_state
+def collection_list(state: CliState, as_json: bool) -> None:
+    """List collections with their counts."""
+    with state.engine() as engine:
+        infos = engine.collections()
+    rows = [(i.name, i.image_count, i.face_count, i.lawful_basis, f"{i.retention_days}d", i.purpose) for i in infos]
+    emit(
+        infos,
+        as_json,
+        table(["name", "images", "faces", "basis", "retention", "purpose"], rows)
+        if infos
+        else "no collections yet: create one with 'facesearch collection create'",
+    )
+
+
+@collection.command("show")
+@click.argument("name")
+@JSON_OPTION
+@pass_state
+def collection_show(state: CliState, name: str, as_json: bool) -> None:
+    """Show collection NAME."""
+    with state.engine() as engine:
+        info = engine.collection(name)
+    emit(info, as_json, _collection_text(info))
+
+
+def _collection_text(info: CollectionInfo) -> str:
+    return table(
+        ["field", "value"],
+        [
+            ("name", info.name),
+            ("purpose", info.purpose),
+            ("lawful basis", info.lawful_basis),
+            ("biometric condition", info.biometric_condition),
+            ("retention", f"{info.retention_days} days"),
+            ("created", info.created_at.isoformat(timespec="seconds")),
+            ("images", info.image_count),
+            ("faces", info.face_count),
+        ],
+    )
+
+
+# -- ingest and search -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("collection_name", metavar="COLLECTION")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
+@JSON_OPTION
+@pass_state
+def ingest(
+    state: CliState,
+    collection_name: str,
+    paths: tuple[Path, ...],
+    workers: int | None,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Index the images in PATHS (files or folders, recursively) into COLLECTION.
+
+    Content already in the collection is skipped, so re-running after an interruption continues where
+    it stopped. A file that fails is listed with its reason and never stops the others.
+    """
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise click.BadParameter(f"{', '.join(missing)} not found; check the paths", param_hint="PATHS")
+    with state.engine() as engine:
+        report = engine.ingest(
+            collection_name, list(paths), workers=workers, progress=None if no_progress else BarProgress()
+        )
+    emit(report, as_json, _ingest_text(report))
+    if report.failed:
+        sys.exit(INGEST_PARTIAL_EXIT_CODE)
+
+
+def _ingest_text(report: IngestReport) -> str:
+    rate = report.images_added / report.seconds if report.seconds else 0.0
+    lines = [
+        f"collection {report.collection}: {report.files_seen} files, {report.images_added} images added "
+        f"({report.faces_added} faces, {report.images_without_faces} images without faces), "
+        f"{report.skipped_already_indexed} already indexed, {len(report.failed)} failed "
+        f"in {report.seconds:.1f} s ({rate:.1f} images/s)",
+    ]
+    if report.failed:
+        lines += ["", "failed files:", table(["file", "reason"], [(f.path, f.reason) for f in report.failed])]
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("probe", type=EXISTING_FILE)
+@click.option("--top-k", type=click.IntRange(min=1), help="Matches per probe face (default 10).")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 2.0, min_open=True, max_open=True),
+    help="Largest distance that counts as a match (default 0.6).",
+)
+@click.option("--face", type=click.IntRange(min=0), help="Search only this face of the probe (numbered from 0).")
+@click.option("--collection", "collections", multiple=True, help="Search only these collections (repeatable).")
+@JSON_OPTION
+@pass_state
+def search(
+    state: CliState,
+    probe: Path,
+    top_k: int | None,
+    threshold: float | None,
+    face: int | None,
+    collections: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Find every indexed photo of the face(s) in PROBE."""
+    with state.engine() as engine:
+        result = engine.search(probe, top_k=top_k, threshold=threshold, face=face, collections=collections or None)
+    emit(result, as_json, _search_text(result))
+
+
+def _search_text(result: SearchResult) -> str:
+    blocks = []
+    for probe in result.results:
+        header = f"probe face {probe.probe_face} at {probe.box.as_list()}: {len(probe.matches)} matches"
+        rows = [(m.distance, m.collection, m.image_path, m.box.as_list(), m.face_id) for m in probe.matches]
+        blocks.append(header + ("\n" + table(["distance", "collection", "image", "box", "face"], rows) if rows else ""))
+    return f"{result.faces_in_probe} face(s) in {result.probe}, threshold {result.threshold}\n\n" + "\n\n".join(blocks)
+
+
+@cli.command()
+@click.argument("a", type=EXISTING_FILE)
+@click.argument("b", type=EXISTING_FILE)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 2.0, min_open=True, max_open=True),
+    help="Largest distance that counts as a match (default 0.6).",
+)
+@JSON_OPTION
+@pass_state
+def verify(state: CliState, a: Path, b: Path, threshold: float | None, as_json: bool) -> None:
+    """Whether the largest face in A and the largest in B are the same person."""
+    result = FaceAnalyser(state.settings).verify(a, b, threshold=threshold)
+    verdict = "same person" if result.match else "different people"
+    emit(result, as_json, f"distance {result.distance:.4f}, threshold {result.threshold}: {verdict}")
+
+
+@cli.command()
+@click.argument("image", type=EXISTING_FILE)
+@click.option("--draw", type=click.Path(dir_okay=False, path_type=Path), help="Write a copy with boxes drawn here.")
+@JSON_OPTION
+@pass_state
+def detect(state: CliState, image: Path, draw: Path | None, as_json: bool) -> None:
+    """List the faces in IMAGE (box, score, landmarks)."""
+    result = FaceAnalyser(state.settings).detect(image)
+    if draw is not None:
+        draw_faces(image, result.faces, draw)
+    rows = [(i, f.box.as_list(), f.score, f.rotation) for i, f in enumerate(result.faces)]
+    text = f"{len(result.faces)} face(s) in {image} ({result.width}x{result.height})"
+    if rows:
+        text += "\n" + table(["face", "box", "score", "rotation"], rows)
+    if draw is not None:
+        text += f"\nboxes drawn in {draw}"
+    emit(result, as_json, text)
+
+
+@cli.command()
+@JSON_OPTION
+@pass_state
+def stats(state: CliState, as_json: bool) -> None:
+    """Counts of collections, images, faces and vectors, and the data folder's size."""
+    with state.engine() as engine:
+        result = engine.stats()
+    rows = [(c.name, c.images, c.faces, c.indexed_vectors) for c in result.collections]
+    text = (
+        f"data folder {result.data_dir} ({result.data_bytes / 1e6:.1f} MB), catalog {result.catalog_url}\n"
+        f"{result.images} images, {result.faces} faces\n\n" + table(["collection", "images", "faces", "vectors"], rows)
+    )
+    emit(result, as_json, text)
+
+
+@cli.command()
+@click.option(
+    "--samples",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("samples"),
+    show_default=True,
+    help="Folder with gallery/ and probes/ photos.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the HTML report (default: <data-dir>/demo-report.html).",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@pass_state
+def demo(state: CliState, samples: Path, report: Path | None, workers: int | None) -> None:
+    """Index the sample gallery and search it with each sample probe (the README's first command)."""
+    run_demo(state.settings, samples, report or state.settings.data_dir / "demo-report.html", workers, click.echo)
+
+
+def main() -> None:
+    """Entry point: turns facesearch's errors into one line on stderr and a documented exit code."""
+    run(cli.main, standalone_mode=True)
+
+
+def run(command: Callable[..., Any], **kwargs: Any) -> None:
+    try:
+        command(**kwargs)
+    except FacesearchError as problem:
+        click.echo(f"error: {problem.message}", err=True)
+        sys.exit(problem.exit_code)

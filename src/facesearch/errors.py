@@ -1,0 +1,72 @@
+"""The errors facesearch raises on purpose.
+
+Each error carries a message a person can act on (what is wrong and what to do), an exit code for
+the CLI and an HTTP status for the service. One place renders them (``cli.main`` today); anything
+else that escapes is a bug and exits with code 1.
+"""
+
+from __future__ import annotations
+
+
+class FacesearchError(Exception):
+    """Base class: a problem with the user's input, data or settings, not a bug."""
+
+    exit_code: int = 1
+    http_status: int = 500
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidValueError(FacesearchError):
+    """A parameter or setting has a value facesearch cannot use."""
+
+    exit_code = 2
+    http_status = 422
+    code = "invalid_value"
+
+
+class ImageError(FacesearchError):
+    """An input image is missing, unreadable, undecodable, truncated or too large."""
+
+    exit_code = 3
+    http_status = 400
+    code = "bad_image"
+
+
+class NoFaceError(FacesearchError):
+    """An image that must show a face shows none that the detector finds."""
+
+    exit_code = 4
+    http_status = 422
+    code = "no_face"
+
+
+class NotFoundError(FacesearchError):
+    """A collection, image or face that was named does not exist."""
+
+    exit_code = 5
+    http_status = 404
+    code = "not_found"
+
+
+class ConflictError(FacesearchError):
+    """The thing to create already exists."""
+
+    exit_code = 6
+    http_status = 409
+    code = "conflict"
+
+
+class DataFolderError(FacesearchError):
+    """The data folder is missing, not initialised, or its files cannot be used."""
+
+    exit_code = 8
+    http_status = 503
+    code = "data_folder"
+
+
+# Exit code 7 is the CLI's "ingest finished, but some files failed" (see cli/main.py); it is not an error.
+INGEST_PARTIAL_EXIT_CODE = 7

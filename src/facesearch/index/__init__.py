@@ -1,0 +1,1 @@
+"""Vector indexes: one interface (``base.VectorIndex``), an exact faiss backend, and their files."""

@@ -1,0 +1,44 @@
+"""The contract every vector index backend fulfils."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Ids = npt.NDArray[np.int64]
+Vectors = npt.NDArray[np.float32]
+
+
+class VectorIndex(Protocol):
+    """Templates keyed by face id. Distances are Euclidean (not squared), as dlib's threshold expects.
+
+    ``remove`` must delete vectors physically: after ``remove`` and ``save`` the removed vectors' bytes
+    are in no file the index writes (GDPR erasure), not kept as tombstones.
+    """
+
+    dimension: int
+
+    def __len__(self) -> int: ...
+
+    def add(self, ids: Ids, vectors: Vectors) -> None:
+        """Add vectors under ``ids`` (ids must not be present already)."""
+        ...
+
+    def remove(self, ids: Ids) -> int:
+        """Remove the vectors with these ids; returns how many were present."""
+        ...
+
+    def search(self, queries: Vectors, k: int) -> tuple[npt.NDArray[np.float32], Ids]:
+        """The ``k`` nearest ids to each query (rows padded with id -1 and distance inf) and their distances."""
+        ...
+
+    def ids(self) -> Ids:
+        """Every id held, in no particular order."""
+        ...
+
+    def save(self, path: Path, generation: int) -> None:
+        """Write the index atomically to ``path``, recording the catalog ``generation`` it reflects."""
+        ...

@@ -1,0 +1,108 @@
+"""Ingest: find files, skip content already held, analyse the rest in worker processes, write in batches.
+
+Memory stays bounded whatever the folder's size: files are found lazily, at most a few tasks per
+worker are in flight, and results are written every ``ingest_batch_size`` images. Every batch is
+committed before the next is collected, so an interrupted ingest keeps what it wrote and a re-run
+skips it (content ids are checked before any work is done).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from facesearch.catalog.store import NewImage
+from facesearch.errors import FacesearchError
+from facesearch.imaging import decode_image, read_image_file
+from facesearch.models.registry import shared_models
+from facesearch.pipeline import DetectionOptions, analyse_image
+from facesearch.settings import Settings
+
+IN_FLIGHT_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class FileTask:
+    path: Path
+    max_bytes: int
+    max_pixels: int
+    max_side: int
+    detection: DetectionOptions
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    path: Path
+    image: NewImage | None
+    error: str | None
+
+
+def task_for(path: Path, settings: Settings) -> FileTask:
+    return FileTask(
+        path=path,
+        max_bytes=settings.max_file_bytes,
+        max_pixels=settings.max_image_pixels,
+        max_side=settings.detect_max_side,
+        detection=DetectionOptions.from_settings(settings),
+    )
+
+
+def analyse_file(task: FileTask) -> FileOutcome:
+    """Decode, detect, embed one file; never raises for a bad file (the reason is in ``error``)."""
+    try:
+        data = read_image_file(task.path, task.max_bytes)
+        loaded = decode_image(data, name=str(task.path), max_pixels=task.max_pixels, max_side=task.max_side)
+        faces = analyse_image(loaded, shared_models(), task.detection)
+    except FacesearchError as problem:
+        return FileOutcome(task.path, None, problem.message)
+    except Exception as exc:  # one bad file must not stop the others; the reason is reported
+        return FileOutcome(task.path, None, f"{task.path}: unexpected error while analysing ({exc!r})")
+    image = NewImage(
+        content_id=loaded.content_id,
+        source_path=str(task.path.resolve()),
+        width=loaded.width,
+        height=loaded.height,
+        format=loaded.format,
+        byte_size=loaded.byte_size,
+        faces=faces,
+    )
+    return FileOutcome(task.path, image, None)
+
+
+def run_tasks(tasks: Iterable[FileTask], workers: int) -> Iterator[FileOutcome]:
+    """Outcomes of ``tasks`` (in completion order), in this process or in ``workers`` processes."""
+    if workers <= 1:
+        yield from map(analyse_file, tasks)
+        return
+    # spawn, not fork: forking a process that holds faiss/OpenMP threads can deadlock the child.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: set[Future[FileOutcome]] = set()
+        try:
+            for task in tasks:
+                if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    yield from (future.result() for future in done)
+                pending.add(pool.submit(analyse_file, task))
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (future.result() for future in done)
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+class Progress:
+    """What ingest reports while it runs; the CLI draws a bar from it. The default reports nothing."""
+
+    def start(self, total: int) -> None:
+        """Called once with the number of files found."""
+
+    def advance(self, path: Path) -> None:
+        """Called once per file, whatever happened to it."""
+
+    def finish(self) -> None:
+        """Called once at the end, also after an error."""

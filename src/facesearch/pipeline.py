@@ -1,0 +1,106 @@
+"""Detect, align and embed: from decoded pixels to faces with templates, in full-resolution coordinates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facesearch.alignment import clip_box, face_chip, rotate_quarters, scale_box, unrotate_box, unrotate_point
+from facesearch.models.registry import ModelSet
+from facesearch.records import AnalysedFace, Box, DetectedFace, LoadedImage, Point, RGBImage
+from facesearch.settings import Settings
+
+TIGHT_CROP_PADDING = 0.25
+"""Border added (as a fraction of the longest side) when retrying detection on a tight face crop: HOG's
+window needs some context around the face, and ID photos or avatars often have none."""
+
+
+@dataclass(frozen=True)
+class DetectionOptions:
+    upsample_max_pixels: int
+    threshold: float
+    try_rotations: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DetectionOptions:
+        return cls(settings.upsample_max_pixels, settings.detection_threshold, settings.try_rotations)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    quarters: int  # counter-clockwise quarter turns applied to the pixels
+    padded: bool
+
+
+_UPRIGHT = _Attempt(0, False)
+_FALLBACKS = (_Attempt(0, True), _Attempt(1, False), _Attempt(3, False), _Attempt(2, False))
+
+
+@dataclass(frozen=True)
+class _Found:
+    """Faces found on a working copy of the pixels, with what it takes to map them back."""
+
+    work: RGBImage
+    attempt: _Attempt
+    pad: int
+    faces: list[tuple[Box, float, tuple[Point, ...]]]
+
+
+def detect_faces(image: LoadedImage, models: ModelSet, options: DetectionOptions) -> list[DetectedFace]:
+    found = _find(image.pixels, models, options)
+    return [] if found is None else _to_original(found, image)
+
+
+def analyse_image(image: LoadedImage, models: ModelSet, options: DetectionOptions) -> list[AnalysedFace]:
+    """Every face in ``image`` with its template, largest-score first."""
+    found = _find(image.pixels, models, options)
+    if found is None:
+        return []
+    embedder = models.embedder
+    chips = [
+        face_chip(found.work, box, points, embedder.chip_size, embedder.chip_padding) for box, _, points in found.faces
+    ]
+    embeddings = embedder.embed(chips)
+    detections = _to_original(found, image)
+    return [AnalysedFace(d, e) for d, e in zip(detections, embeddings, strict=True)]
+
+
+def _find(pixels: RGBImage, models: ModelSet, options: DetectionOptions) -> _Found | None:
+    attempts = (_UPRIGHT, *_FALLBACKS) if options.try_rotations else (_UPRIGHT,)
+    for attempt in attempts:
+        work = rotate_quarters(pixels, attempt.quarters)
+        pad = 0
+        if attempt.padded:
+            pad = round(TIGHT_CROP_PADDING * max(work.shape[:2]))
+            work = np.pad(work, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        upsample = 1 if work.shape[0] * work.shape[1] <= options.upsample_max_pixels else 0
+        boxes = models.detector.detect(work, upsample, options.threshold)
+        if boxes:
+            landmarks = models.landmarks
+            faces = [(box, score, landmarks.landmarks(work, box)) for box, score in boxes]
+            return _Found(work, attempt, pad, faces)
+    return None
+
+
+def _to_original(found: _Found, image: LoadedImage) -> list[DetectedFace]:
+    """Faces in full-resolution, upright coordinates of the original image."""
+    height, width = image.pixels.shape[:2]
+    quarters = found.attempt.quarters
+    # Sizes of the rotated (unpadded) frame, in which the unrotation below is expressed.
+    rotated_w, rotated_h = (height, width) if quarters % 2 else (width, height)
+    faces = []
+    for box, score, points in found.faces:
+        unpadded = clip_box(scale_box(box, 1.0, (found.pad, found.pad)), rotated_w, rotated_h)
+        upright = unrotate_box(unpadded, quarters, width, height)
+        full = clip_box(scale_box(upright, image.scale), image.width, image.height)
+        mapped = tuple(
+            _scale_point(unrotate_point((x - found.pad, y - found.pad), quarters, width, height), image.scale)
+            for x, y in points
+        )
+        faces.append(DetectedFace(box=full, score=score, landmarks=mapped, rotation=quarters * 90))
+    return faces
+
+
+def _scale_point(point: Point, factor: float) -> Point:
+    return (round(point[0] * factor, 1), round(point[1] * factor, 1))

@@ -1,0 +1,121 @@
+"""One settings object, built once (from the environment, a CLI or code) and passed down.
+
+Every field can be set from the environment as ``FACESEARCH_<FIELD>`` (for example
+``FACESEARCH_MATCH_THRESHOLD=0.55``). ``docs/settings.md`` documents each one; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from facesearch.errors import InvalidValueError
+
+ENV_PREFIX = "FACESEARCH_"
+
+DEFAULT_MATCH_THRESHOLD = 0.6
+"""Euclidean distance between dlib templates at or under which two faces are the same person.
+
+Measured on the 2,022 LFW-protocol ``lfw_view1_devtrain`` pairs of the dev set (bench/verify_accuracy.py):
+accuracy peaks on a plateau from about 0.55 to 0.62; 0.6 (dlib's own published operating point) sits on it.
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("facesearch-data")
+    """Folder that holds the catalog, the vector indexes and nothing else."""
+    database_url: str = ""
+    """SQLAlchemy URL of the catalog; empty means ``sqlite:///<data_dir>/catalog.sqlite3``."""
+    workers: int = 0
+    """Worker processes for ingest; 0 means one per CPU core."""
+    max_image_pixels: int = 90_000_000
+    """Images with more pixels are refused before they are decoded (decompression bombs)."""
+    max_file_bytes: int = 200_000_000
+    """Files larger than this are refused before they are read."""
+    detect_max_side: int = 2048
+    """Images are detected at most this many pixels on their longest side (large JPEGs are decoded at
+    reduced scale, others resized). Larger finds smaller faces in big photos and costs time as the square."""
+    upsample_max_pixels: int = 1_000_000
+    """Images with at most this many pixels (after reduction) are upsampled once before detection, so that
+    faces down to about 40 px across are found; larger images are detected as they are (faces from ~80 px)."""
+    detection_threshold: float = 0.0
+    """HOG detector score threshold: lower finds more faces and more false ones."""
+    try_rotations: bool = True
+    """When no upright face is found, also try the image padded (tight crops) and turned 90, 270 and 180
+    degrees, for photos whose pixels are rotated without an EXIF tag. Costs up to four more detections
+    on images without faces."""
+    match_threshold: float = DEFAULT_MATCH_THRESHOLD
+    """Default distance at or under which two faces match (search and verify)."""
+    search_top_k: int = 10
+    """Default number of matches returned for each probe face."""
+    ingest_batch_size: int = 64
+    """Images written to the catalog per transaction during ingest."""
+
+    def __post_init__(self) -> None:
+        positive = ("max_image_pixels", "max_file_bytes", "detect_max_side", "search_top_k", "ingest_batch_size")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise InvalidValueError(f"setting {name} must be positive, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise InvalidValueError(f"setting workers must be 0 (one per core) or more, got {self.workers}")
+        if self.upsample_max_pixels < 0:
+            raise InvalidValueError(f"setting upsample_max_pixels must be 0 or more, got {self.upsample_max_pixels}")
+        if not 0.0 < self.match_threshold < 2.0:
+            raise InvalidValueError(
+                f"setting match_threshold must be between 0 and 2 (distances of unit templates), "
+                f"got {self.match_threshold}"
+            )
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'catalog.sqlite3'}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``FACESEARCH_*`` variables, then ``overrides`` (values that are None are ignored)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            raw = environ.get(ENV_PREFIX + spec.name.upper())
+            if raw is not None:
+                values[spec.name] = _parse(spec.name, str(spec.type), raw)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+def _parse(name: str, type_name: str, raw: str) -> Any:
+    try:
+        if type_name == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name == "Path":
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise InvalidValueError(
+            f"environment variable {ENV_PREFIX}{name.upper()}={raw!r} is not a valid {type_name}"
+        ) from None

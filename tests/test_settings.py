@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facesearch.errors import InvalidValueError
+from facesearch.settings import DEFAULT_MATCH_THRESHOLD, Settings
+
+
+def test_environment_sets_typed_values() -> None:
+    settings = Settings.from_env(
+        {
+            "FACESEARCH_DATA_DIR": "/srv/faces",
+            "FACESEARCH_WORKERS": "3",
+            "FACESEARCH_MATCH_THRESHOLD": "0.55",
+            "FACESEARCH_TRY_ROTATIONS": "no",
+        }
+    )
+    assert settings.data_dir == Path("/srv/faces")
+    assert settings.workers == 3
+    assert settings.match_threshold == 0.55
+    assert settings.try_rotations is False
+    assert settings.catalog_url == "sqlite:////srv/faces/catalog.sqlite3"
+
+
+def test_overrides_win_over_environment_and_none_is_ignored() -> None:
+    settings = Settings.from_env({"FACESEARCH_WORKERS": "3"}, workers=1, data_dir=None)
+    assert settings.workers == 1
+    assert settings.data_dir == Path("facesearch-data")
+    assert settings.match_threshold == DEFAULT_MATCH_THRESHOLD
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("FACESEARCH_WORKERS", "two", "FACESEARCH_WORKERS='two' is not a valid int"),
+        ("FACESEARCH_TRY_ROTATIONS", "maybe", "not a valid bool"),
+        ("FACESEARCH_MATCH_THRESHOLD", "3", "match_threshold must be between 0 and 2"),
+        ("FACESEARCH_MAX_IMAGE_PIXELS", "0", "max_image_pixels must be positive"),
+        ("FACESEARCH_WORKERS", "-1", "workers must be 0"),
+    ],
+)
+def test_bad_environment_values_name_the_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(InvalidValueError, match=message):
+        Settings.from_env({variable: value})
+
+
+def test_worker_count_defaults_to_cores() -> None:
+    assert Settings(workers=0).worker_count >= 1
+    assert Settings(workers=2).worker_count == 2
