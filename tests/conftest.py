@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from facesearch.audit import Actor
 from facesearch.engine import Engine
 from facesearch.governance import CollectionSpec
 from facesearch.settings import Settings
+from facesearch.vault import generate_master_key
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+DEV_DATA = Path(os.environ.get("FACESEARCH_DEV_DATA", Path(__file__).resolve().parents[2] / "shared" / "faces" / "dev"))
+
+
+def require_dev_data() -> Path:
+    """The dev set's folder, or a skip that says how to get the tests that need it."""
+    if not (DEV_DATA / "pairs.csv").exists():
+        pytest.skip(
+            f"dev set not found at {DEV_DATA}: put ../shared/faces/dev beside the repository or set FACESEARCH_DEV_DATA"
+        )
+    return DEV_DATA
+
+
+ACTOR = Actor("alice@newsroom.example")
+PURPOSE = "reader request 2026-0042"
 
 
 def fixture_manifest() -> list[dict[str, str]]:
@@ -33,7 +50,7 @@ def news_spec(name: str = "news") -> CollectionSpec:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", workers=1)
+    return Settings(data_dir=tmp_path / "data", workers=1, master_key=generate_master_key())
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, SAMPLES
+from facesearch.vault import generate_master_key
 
 CREATE = [
     "collection", "create", "news", "--purpose", "Find archive photos of people in reader requests",
@@ -17,13 +19,18 @@ CREATE = [
 ]  # fmt: skip
 
 
-def facesearch(data_dir: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+MASTER_KEY = generate_master_key()
+
+
+def facesearch(data_dir: Path, *args: str | Path, key: str = MASTER_KEY) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FACESEARCH_")}
     return subprocess.run(
-        [sys.executable, "-m", "facesearch", "--data-dir", str(data_dir), *map(str, args)],
+        [sys.executable, "-m", "facesearch", "--data-dir", str(data_dir), "--actor", "cli-test", *map(str, args)],
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
+        env={**environment, "FACESEARCH_MASTER_KEY": key},
     )
 
 
@@ -36,16 +43,16 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def test_ingest_then_search_prints_matches_and_json(data_dir: Path, identity_files: dict[str, list[Path]]) -> None:
-    identity, paths = next(iter(identity_files.items()))
+    _identity, paths = next(iter(identity_files.items()))
     ingest = facesearch(data_dir, "ingest", "news", *paths[:-1], "--workers", "1")
     assert ingest.returncode == 0, ingest.stderr
     assert f"{len(paths) - 1} images added" in ingest.stdout
 
-    text = facesearch(data_dir, "search", paths[-1])
+    text = facesearch(data_dir, "search", paths[-1], "--purpose", "case 17")
     assert text.returncode == 0, text.stderr
     assert "distance" in text.stdout and paths[0].name in text.stdout
 
-    result = json.loads(facesearch(data_dir, "search", paths[-1], "--json", "--top-k", "1").stdout)
+    result = json.loads(facesearch(data_dir, "search", paths[-1], "--json", "--top-k", "1", "--purpose", "c 17").stdout)
     (probe,) = result["results"]
     (match,) = probe["matches"]
     assert match["collection"] == "news" and Path(match["image_path"]).name in {p.name for p in paths}
@@ -62,12 +69,13 @@ def test_failed_files_give_exit_code_7_and_a_listed_reason(data_dir: Path) -> No
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["search", "missing.jpg"], 3, "missing.jpg: no such file"),
-        (["search", FIXTURES / "corrupt" / "truncated.jpg"], 3, "truncated"),
+        (["search", "missing.jpg", "--purpose", "case 1"], 3, "missing.jpg: no such file"),
+        (["search", FIXTURES / "corrupt" / "truncated.jpg", "--purpose", "case 1"], 3, "truncated"),
+        (["search", FIXTURES / "rotated" / "exif6.jpg"], 9, "needs a stated purpose"),
         (["ingest", "nope", FIXTURES / "noface"], 5, "collection 'nope' does not exist"),
         (["ingest", "news", "nowhere/"], 2, "nowhere/ not found"),
-        (["search", FIXTURES / "noface" / "banana.jpg"], 4, "no face found"),
-        (["search", FIXTURES / "rotated" / "exif6.jpg", "--top-k", "0"], 2, "--top-k"),
+        (["search", FIXTURES / "noface" / "banana.jpg", "--purpose", "case 1"], 4, "no face found"),
+        (["search", FIXTURES / "rotated" / "exif6.jpg", "--top-k", "0", "--purpose", "case 1"], 2, "--top-k"),
         (CREATE, 6, "already exists"),
         (["collection", "create", "x", "--purpose", "short", "--basis", "consent", "--condition",
           "explicit-consent", "--retention", "1y"], 2, "purpose 'short' is too short"),
@@ -88,10 +96,19 @@ def test_uninitialised_data_folder_exits_8(tmp_path: Path) -> None:
     assert result.returncode == 8 and "facesearch init" in result.stderr
 
 
-def test_verify_and_detect_need_no_data_folder(tmp_path: Path, identity_files: dict[str, list[Path]]) -> None:
+def test_wrong_master_key_exits_8_and_says_so(data_dir: Path) -> None:
+    result = facesearch(data_dir, "stats", key=generate_master_key())
+    assert result.returncode == 8 and "master key does not open this data folder" in result.stderr
+
+
+def test_verify_is_audited_and_detect_needs_no_data_folder(
+    data_dir: Path, tmp_path: Path, identity_files: dict[str, list[Path]]
+) -> None:
     first, second = next(iter(identity_files.values()))[:2]
-    verdict = json.loads(facesearch(tmp_path / "none", "verify", first, second, "--json").stdout)
+    verdict = json.loads(facesearch(data_dir, "verify", first, second, "--json").stdout)
     assert verdict["match"] is True and verdict["threshold"] == 0.6
+    (entry,) = json.loads(facesearch(data_dir, "audit", "list", "--action", "verify", "--json").stdout)
+    assert entry["actor"] == "cli-test" and entry["details"]["match"] is True
     drawn = tmp_path / "boxes.png"
     group = sorted((FIXTURES / "multi").iterdir())[0]
     detected = facesearch(tmp_path / "none", "detect", group, "--draw", drawn, "--json")

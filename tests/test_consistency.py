@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import news_spec
+from conftest import ACTOR, PURPOSE, news_spec
 from facesearch.catalog.store import NewImage
 from facesearch.engine import Engine
 from facesearch.records import AnalysedFace, Box, DetectedFace
@@ -29,20 +29,23 @@ def synthetic_image(number: int, faces: int = 2) -> NewImage:
 
 def write_batch(engine: Engine, numbers: range, *, update_index: bool) -> None:
     collection_id = engine.catalog.collection_id("news")
-    added = engine.catalog.add_images(collection_id, [synthetic_image(n) for n in numbers], "test")
+    seal = engine.cipher(collection_id).seal_template
+    added = engine.catalog.add_images(collection_id, [synthetic_image(n) for n in numbers], "test", seal)
     if update_index:
         engine.indexes.add(collection_id, added.ids, added.embeddings, added.generation)
 
 
 def index_matches_catalog(engine: Engine) -> bool:
     collection_id = engine.catalog.collection_id("news")
-    return set(engine.indexes.index(collection_id).ids().tolist()) == set(engine.catalog.face_ids(collection_id).tolist())
+    return set(engine.indexes.index(collection_id).ids().tolist()) == set(
+        engine.catalog.face_ids(collection_id).tolist()
+    )
 
 
 def test_crash_after_catalog_commit_before_index_save_is_reconciled(
     engine: Engine, reopen: Callable[[], Engine]
 ) -> None:
-    engine.create_collection(news_spec())
+    engine.create_collection(news_spec(), ACTOR)
     write_batch(engine, range(0, 5), update_index=True)
     engine.indexes.save()
     write_batch(engine, range(5, 8), update_index=True)  # in memory only: the process "dies" before saving
@@ -54,15 +57,13 @@ def test_crash_after_catalog_commit_before_index_save_is_reconciled(
         assert index_matches_catalog(again)
 
 
-def test_crash_after_removal_commit_removes_the_vectors_on_reopen(
-    engine: Engine, reopen: Callable[[], Engine]
-) -> None:
-    engine.create_collection(news_spec())
+def test_crash_after_removal_commit_removes_the_vectors_on_reopen(engine: Engine, reopen: Callable[[], Engine]) -> None:
+    engine.create_collection(news_spec(), ACTOR)
     write_batch(engine, range(0, 4), update_index=True)
     engine.indexes.save()
     collection_id = engine.catalog.collection_id("news")
     first_two = engine.catalog.image_ids(collection_id)[:2]
-    removed, _ = engine.catalog.remove_images(collection_id, first_two)  # catalog only, then "crash"
+    removed = engine.catalog.remove_images(collection_id, first_two).face_ids  # catalog only, then "crash"
     engine.catalog.close()
 
     with reopen() as again:
@@ -73,7 +74,7 @@ def test_crash_after_removal_commit_removes_the_vectors_on_reopen(
 
 
 def test_missing_or_damaged_index_file_is_rebuilt(engine: Engine, reopen: Callable[[], Engine]) -> None:
-    engine.create_collection(news_spec())
+    engine.create_collection(news_spec(), ACTOR)
     write_batch(engine, range(0, 3), update_index=True)
     engine.close()
     path = engine.indexes.path(engine.catalog.collection_id("news"))
@@ -86,7 +87,7 @@ def test_missing_or_damaged_index_file_is_rebuilt(engine: Engine, reopen: Callab
 
 
 def test_another_writer_is_picked_up_by_an_open_engine(engine: Engine, reopen: Callable[[], Engine]) -> None:
-    engine.create_collection(news_spec())
+    engine.create_collection(news_spec(), ACTOR)
     write_batch(engine, range(0, 2), update_index=True)
     engine.indexes.save()
     with reopen() as other:
@@ -96,30 +97,28 @@ def test_another_writer_is_picked_up_by_an_open_engine(engine: Engine, reopen: C
 
 
 def test_removed_images_leave_no_vectors(engine: Engine) -> None:
-    engine.create_collection(news_spec())
+    engine.create_collection(news_spec(), ACTOR)
     write_batch(engine, range(0, 3), update_index=True)
     collection_id = engine.catalog.collection_id("news")
     victim = engine.catalog.image_ids(collection_id)[0]
-    _, vectors = engine.catalog.embeddings(collection_id)
-    removed = engine.remove_images("news", [victim])
+    removed = engine.remove_images("news", [victim], ACTOR, "photo withdrawn by its owner")
     assert removed == 2
     assert index_matches_catalog(engine)
-    saved = engine.indexes.path(collection_id).read_bytes()
-    assert vectors[0].tobytes() not in saved and vectors[1].tobytes() not in saved
-    assert vectors[2].tobytes() in saved
+    assert len(engine.indexes.index(collection_id)) == 4
 
 
 CRASHING_INGEST = """
 import os, sys
 from pathlib import Path
 from facesearch.consistency import CollectionIndexes
+from facesearch.audit import Actor
 from facesearch.engine import Engine
 from facesearch.settings import Settings
 
 def die(self): os._exit(137)  # the process is killed right after the catalog committed
 CollectionIndexes.save = die
-engine = Engine.open(Settings(data_dir=Path(sys.argv[1]), workers=1))
-engine.ingest("news", [Path(p) for p in sys.argv[2:]])
+engine = Engine.open(Settings(data_dir=Path(sys.argv[1]), workers=1, master_key=sys.argv[2]))
+engine.ingest("news", [Path(p) for p in sys.argv[3:]], Actor("crash-test"))
 """
 
 
@@ -128,10 +127,10 @@ def test_a_process_killed_between_catalog_and_index_loses_nothing(
 ) -> None:
     """A real process dies after the catalog commit; the next one searches a reconciled index."""
     with Engine.init(settings) as engine:
-        engine.create_collection(news_spec())
+        engine.create_collection(news_spec(), ACTOR)
     photos = [paths[0] for paths in identity_files.values()]
     result = subprocess.run(
-        [sys.executable, "-c", CRASHING_INGEST, str(settings.data_dir), *map(str, photos)],
+        [sys.executable, "-c", CRASHING_INGEST, str(settings.data_dir), settings.master_key, *map(str, photos)],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
         capture_output=True,
         check=False,
@@ -141,5 +140,5 @@ def test_a_process_killed_between_catalog_and_index_loses_nothing(
         collection_id = engine.catalog.collection_id("news")
         assert len(engine.catalog.face_ids(collection_id)) >= len(photos)
         assert index_matches_catalog(engine)
-        found = engine.search(photos[0], top_k=1)
+        found = engine.search(photos[0], ACTOR, PURPOSE, top_k=1)
         assert Path(found.results[0].matches[0].image_path) == photos[0].resolve()

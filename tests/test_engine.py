@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, news_spec
+from conftest import ACTOR, FIXTURES, PURPOSE, news_spec
 from facesearch.engine import Engine
 from facesearch.errors import ConflictError, InvalidValueError, NoFaceError, NotFoundError
 from facesearch.ingest import Progress
@@ -42,16 +42,16 @@ class CountingProgress(Progress):
 def test_search_finds_the_same_person_first(
     engine: Engine, tmp_path: Path, identity_files: dict[str, list[Path]]
 ) -> None:
-    engine.create_collection(news_spec())
+    engine.create_collection(news_spec(), ACTOR)
     folder = gallery(tmp_path, identity_files)
     progress = CountingProgress()
-    report = engine.ingest("news", [folder], progress=progress)
+    report = engine.ingest("news", [folder], ACTOR, progress=progress)
     expected_images = sum(len(paths) - 1 for paths in identity_files.values())
     assert report.images_added == expected_images and not report.failed
     assert progress.total == progress.advanced == expected_images and progress.finished
 
     for identity, paths in identity_files.items():
-        result = engine.search(paths[-1])
+        result = engine.search(paths[-1], ACTOR, PURPOSE)
         matches = result.results[0].matches
         assert matches, f"no match for {identity}"
         assert Path(matches[0].image_path).parent.name == identity
@@ -63,26 +63,26 @@ def test_search_finds_the_same_person_first(
 def test_reingest_skips_content_already_indexed(
     engine: Engine, tmp_path: Path, identity_files: dict[str, list[Path]]
 ) -> None:
-    engine.create_collection(news_spec())
+    engine.create_collection(news_spec(), ACTOR)
     folder = gallery(tmp_path, identity_files)
     first_file = sorted(folder.rglob("*.*"))[0]
-    engine.ingest("news", [first_file])  # an ingest "interrupted" after one file
-    report = engine.ingest("news", [folder])
+    engine.ingest("news", [first_file], ACTOR)  # an ingest "interrupted" after one file
+    report = engine.ingest("news", [folder], ACTOR)
     assert report.skipped_already_indexed == 1
     assert report.images_added == report.files_seen - 1
-    again = engine.ingest("news", [folder])
+    again = engine.ingest("news", [folder], ACTOR)
     assert again.images_added == 0 and again.skipped_already_indexed == again.files_seen
     info = engine.collection("news")
     assert info.image_count == report.files_seen
 
 
 def test_bad_files_are_listed_and_do_not_stop_the_rest(engine: Engine, tmp_path: Path) -> None:
-    engine.create_collection(news_spec())
+    engine.create_collection(news_spec(), ACTOR)
     folder = tmp_path / "mixed"
     shutil.copytree(FIXTURES / "corrupt", folder)
     good = next((FIXTURES / "identities").iterdir())
     shutil.copy(good, folder / good.name)
-    report = engine.ingest("news", [folder, tmp_path / "missing.jpg"])
+    report = engine.ingest("news", [folder, tmp_path / "missing.jpg"], ACTOR)
     assert report.images_added == 1 and report.faces_added == 1
     failed = {Path(f.path).name: f.reason for f in report.failed}
     assert set(failed) == {p.name for p in (FIXTURES / "corrupt").iterdir()} | {"missing.jpg"}
@@ -94,62 +94,62 @@ def test_two_workers_give_the_same_index_as_one(
     engine: Engine, tmp_path: Path, identity_files: dict[str, list[Path]]
 ) -> None:
     folder = gallery(tmp_path, identity_files)
-    engine.create_collection(news_spec("one"))
-    engine.create_collection(news_spec("two"))
-    serial = engine.ingest("one", [folder], workers=1)
-    parallel = engine.ingest("two", [folder], workers=2)
+    engine.create_collection(news_spec("one"), ACTOR)
+    engine.create_collection(news_spec("two"), ACTOR)
+    serial = engine.ingest("one", [folder], ACTOR, workers=1)
+    parallel = engine.ingest("two", [folder], ACTOR, workers=2)
     assert (serial.images_added, serial.faces_added) == (parallel.images_added, parallel.faces_added)
     probe = next(iter(identity_files.values()))[-1]
-    one = engine.search(probe, collections=["one"]).results[0].matches
-    two = engine.search(probe, collections=["two"]).results[0].matches
+    one = engine.search(probe, ACTOR, PURPOSE, collections=["one"]).results[0].matches
+    two = engine.search(probe, ACTOR, PURPOSE, collections=["two"]).results[0].matches
     assert [(m.image_path, m.distance) for m in one] == [(m.image_path, m.distance) for m in two]
 
 
 def test_multi_face_probe_searches_each_face_or_the_chosen_one(
     engine: Engine, identity_files: dict[str, list[Path]]
 ) -> None:
-    engine.create_collection(news_spec())
-    engine.ingest("news", [paths[0] for paths in identity_files.values()])
+    engine.create_collection(news_spec(), ACTOR)
+    engine.ingest("news", [paths[0] for paths in identity_files.values()], ACTOR)
     group = next(p for p in sorted((FIXTURES / "multi").iterdir()))
-    every = engine.search(group)
+    every = engine.search(group, ACTOR, PURPOSE)
     assert every.faces_in_probe >= 2 and len(every.results) == every.faces_in_probe
-    chosen = engine.search(group, face=1)
+    chosen = engine.search(group, ACTOR, PURPOSE, face=1)
     assert [r.probe_face for r in chosen.results] == [1]
     with pytest.raises(InvalidValueError, match="face 9 does not exist"):
-        engine.search(group, face=9)
+        engine.search(group, ACTOR, PURPOSE, face=9)
 
 
 def test_search_options_are_checked(engine: Engine, identity_files: dict[str, list[Path]]) -> None:
-    engine.create_collection(news_spec())
+    engine.create_collection(news_spec(), ACTOR)
     probe = next(iter(identity_files.values()))[0]
-    engine.ingest("news", [probe])
-    assert engine.search(probe, top_k=1).results[0].matches[0].distance == 0.0
-    assert engine.search(probe, threshold=0.0001).results[0].matches[0].distance == 0.0
+    engine.ingest("news", [probe], ACTOR)
+    assert engine.search(probe, ACTOR, PURPOSE, top_k=1).results[0].matches[0].distance == 0.0
+    assert engine.search(probe, ACTOR, PURPOSE, threshold=0.0001).results[0].matches[0].distance == 0.0
     with pytest.raises(InvalidValueError, match="top-k"):
-        engine.search(probe, top_k=0)
+        engine.search(probe, ACTOR, PURPOSE, top_k=0)
     with pytest.raises(InvalidValueError, match="threshold"):
-        engine.search(probe, threshold=2.5)
+        engine.search(probe, ACTOR, PURPOSE, threshold=2.5)
     with pytest.raises(NotFoundError, match="'nope' does not exist"):
-        engine.search(probe, collections=["nope"])
+        engine.search(probe, ACTOR, PURPOSE, collections=["nope"])
     with pytest.raises(NoFaceError, match="no face found"):
-        engine.search(next((FIXTURES / "noface").iterdir()))
+        engine.search(next((FIXTURES / "noface").iterdir()), ACTOR, PURPOSE)
 
 
 def test_removed_images_are_no_longer_found(engine: Engine, identity_files: dict[str, list[Path]]) -> None:
-    engine.create_collection(news_spec())
+    engine.create_collection(news_spec(), ACTOR)
     probe = next(iter(identity_files.values()))[0]
-    engine.ingest("news", [probe])
+    engine.ingest("news", [probe], ACTOR)
     collection_id = engine.catalog.collection_id("news")
-    assert engine.remove_images("news", engine.catalog.image_ids(collection_id)) == 1
-    assert engine.search(probe).results[0].matches == []
+    assert engine.remove_images("news", engine.catalog.image_ids(collection_id), ACTOR, "withdrawn") == 1
+    assert engine.search(probe, ACTOR, PURPOSE).results[0].matches == []
     with pytest.raises(NotFoundError):
-        engine.remove_images("news", [12345])
+        engine.remove_images("news", [12345], ACTOR, "withdrawn")
 
 
 def test_collections_are_unique_and_listed(engine: Engine) -> None:
-    engine.create_collection(news_spec())
+    engine.create_collection(news_spec(), ACTOR)
     with pytest.raises(ConflictError, match="already exists"):
-        engine.create_collection(news_spec())
+        engine.create_collection(news_spec(), ACTOR)
     (info,) = engine.collections()
     assert (info.name, info.lawful_basis, info.retention_days) == ("news", "legitimate-interests", 730)
     with pytest.raises(NotFoundError):
@@ -157,8 +157,8 @@ def test_collections_are_unique_and_listed(engine: Engine) -> None:
 
 
 def test_stats_count_what_is_held(engine: Engine, identity_files: dict[str, list[Path]]) -> None:
-    engine.create_collection(news_spec())
-    engine.ingest("news", [paths[0] for paths in identity_files.values()])
+    engine.create_collection(news_spec(), ACTOR)
+    engine.ingest("news", [paths[0] for paths in identity_files.values()], ACTOR)
     stats = engine.stats()
     (collection,) = stats.collections
     assert collection.images == collection.faces == collection.indexed_vectors == len(identity_files)

@@ -5,15 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
-from facesearch.index.files import IndexFileError
+from facesearch.index.files import IndexFileError, read_index_file, write_index_file
 from facesearch.index.flat import FlatIndex
 
 
-def random_templates(count: int, seed: int = 0) -> np.ndarray:
+def random_templates(count: int, seed: int = 0) -> npt.NDArray[np.float32]:
     vectors = np.random.default_rng(seed).normal(size=(count, 128)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    normalised: npt.NDArray[np.float32] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return normalised
 
 
 def test_search_agrees_with_brute_force() -> None:
@@ -35,11 +37,11 @@ def test_rows_are_padded_when_k_exceeds_the_count() -> None:
     distances, ids = index.search(random_templates(1, seed=2), 3)
     assert ids.tolist() == [[7, -1, -1]]
     assert np.isinf(distances[0, 1:]).all()
-    empty_distances, empty_ids = FlatIndex(128).search(random_templates(2), 4)
+    _empty_distances, empty_ids = FlatIndex(128).search(random_templates(2), 4)
     assert empty_ids.shape == (2, 4) and (empty_ids == -1).all()
 
 
-def test_removed_vectors_are_gone_from_results_and_from_the_saved_file(tmp_path: Path) -> None:
+def test_removed_vectors_are_gone_from_results_and_from_the_serialized_index() -> None:
     vectors = random_templates(50)
     ids = np.arange(50, dtype=np.int64)
     index = FlatIndex(128)
@@ -49,38 +51,33 @@ def test_removed_vectors_are_gone_from_results_and_from_the_saved_file(tmp_path:
     assert not {3, 4} & set(index.ids().tolist())
     _, found = index.search(vectors[3:4], 48)
     assert 3 not in found[0]
-    path = tmp_path / "index.fsindex"
-    index.save(path, generation=5)
-    saved = path.read_bytes()
+    saved = index.serialize()
     assert vectors[3].tobytes() not in saved and vectors[4].tobytes() not in saved
     assert vectors[5].tobytes() in saved  # the check above can fail: kept vectors are stored raw
 
 
-def test_save_and_load_round_trip(tmp_path: Path) -> None:
+def test_serialize_round_trip() -> None:
     index = FlatIndex(128)
     index.add(np.array([1, 2], dtype=np.int64), random_templates(2))
-    path = tmp_path / "i.fsindex"
-    index.save(path, generation=9)
-    loaded, generation = FlatIndex.load(path)
-    assert generation == 9
+    loaded = FlatIndex.deserialize(index.serialize(), 128)
     assert sorted(loaded.ids().tolist()) == [1, 2]
-    assert not path.with_name("i.fsindex.tmp").exists()
+    with pytest.raises(IndexFileError, match="faiss"):
+        FlatIndex.deserialize(b"not an index", 128)
 
 
-def test_damaged_files_are_reported(tmp_path: Path) -> None:
-    index = FlatIndex(128)
-    index.add(np.array([1], dtype=np.int64), random_templates(1))
+def test_index_files_are_atomic_and_checked(tmp_path: Path) -> None:
     path = tmp_path / "i.fsindex"
-    index.save(path, generation=1)
-    data = path.read_bytes()
-    path.write_bytes(data[:-10])
+    write_index_file(path, {"generation": 3, "payload_bytes": 5}, b"12345")
+    assert read_index_file(path).generation == 3
+    assert not path.with_name("i.fsindex.tmp").exists()
+    path.write_bytes(path.read_bytes()[:-2])
     with pytest.raises(IndexFileError, match="truncated"):
-        FlatIndex.load(path)
+        read_index_file(path)
     path.write_bytes(b"garbage")
     with pytest.raises(IndexFileError, match="not a facesearch index"):
-        FlatIndex.load(path)
+        read_index_file(path)
     with pytest.raises(IndexFileError, match="does not exist"):
-        FlatIndex.load(tmp_path / "none.fsindex")
+        read_index_file(tmp_path / "none.fsindex")
 
 
 def test_wrong_dimension_is_refused() -> None:

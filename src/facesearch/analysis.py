@@ -46,20 +46,21 @@ class FaceAnalyser:
             faces=[FaceInfo(f.box, round(f.score, 4), f.landmarks, f.rotation) for f in faces],
         )
 
-    def faces_or_fail(self, image: ImageSource, name: str | None = None) -> list[AnalysedFace]:
-        _, faces = self.analyse(image, name)
+    def analyse_or_fail(self, image: ImageSource, name: str | None = None) -> tuple[LoadedImage, list[AnalysedFace]]:
+        """Like ``analyse``, but an image without a face is an error (a probe must show one)."""
+        loaded, faces = self.analyse(image, name)
         if not faces:
             raise NoFaceError(
                 f"{name or _name(image)}: no face found; use a photo where the face is upright, unobstructed "
                 "and at least 40 pixels across"
             )
-        return faces
+        return loaded, faces
 
     def verify(self, a: ImageSource, b: ImageSource, *, threshold: float | None = None) -> Verification:
         """Whether the largest face in ``a`` and the largest in ``b`` are the same person."""
         limit = self.threshold(threshold)
-        faces_a = self.faces_or_fail(a)
-        faces_b = self.faces_or_fail(b)
+        _, faces_a = self.analyse_or_fail(a)
+        _, faces_b = self.analyse_or_fail(b)
         face_a = max(faces_a, key=lambda f: f.detection.box.area)
         face_b = max(faces_b, key=lambda f: f.detection.box.area)
         distance = float(face_distance(face_a.embedding, face_b.embedding)[0])

@@ -20,6 +20,7 @@ reconciled index, so the two never disagree from the outside. Face ids are never
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +28,13 @@ import numpy as np
 
 from facesearch.catalog.store import Catalog
 from facesearch.index.base import Ids, Vectors
-from facesearch.index.files import IndexFileError
-from facesearch.index.flat import FlatIndex
+from facesearch.index.files import IndexFileError, read_index_file, write_index_file
+from facesearch.index.flat import BACKEND, FlatIndex
+from facesearch.vault import CollectionCipher
 
 log = logging.getLogger(__name__)
+
+INDEX_BLOB = "vector-index"
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,15 @@ class _Open:
 
 @dataclass
 class CollectionIndexes:
-    """The vector index of each collection, opened on first use and reconciled with the catalog."""
+    """The vector index of each collection, opened on first use and reconciled with the catalog.
+
+    Index files are encrypted with the collection's key (templates never lie on disk in the clear).
+    """
 
     catalog: Catalog
     folder: Path
     dimension: int
+    cipher: Callable[[int], CollectionCipher]
     _open: dict[int, _Open] = field(default_factory=dict)
 
     def path(self, collection_id: int) -> Path:
@@ -89,7 +97,7 @@ class CollectionIndexes:
         """Step 3: write every index changed since it was last saved."""
         for collection_id, state in self._open.items():
             if state.dirty:
-                state.index.save(self.path(collection_id), state.generation)
+                self._write(collection_id, state)
                 state.dirty = False
 
     def drop(self, collection_id: int) -> None:
@@ -104,9 +112,29 @@ class CollectionIndexes:
         missing = np.setdiff1d(catalog_ids, index_ids, assume_unique=True)
         index.remove(extra)
         if len(missing):
-            ids, vectors = self.catalog.embeddings(collection_id, missing.tolist())
+            unseal = self.cipher(collection_id).open_template
+            ids, vectors = self.catalog.embeddings(collection_id, unseal, missing.tolist())
             index.add(ids, vectors)
         return Reconciliation(added=len(missing), removed=len(extra))
+
+    def _write(self, collection_id: int, state: _Open) -> None:
+        sealed = self.cipher(collection_id).seal(state.index.serialize(), INDEX_BLOB)
+        header = {
+            "backend": BACKEND,
+            "dimension": self.dimension,
+            "count": len(state.index),
+            "generation": state.generation,
+            "payload_bytes": len(sealed),
+            "encryption": "AES-256-GCM, collection key",
+        }
+        write_index_file(self.path(collection_id), header, sealed)
+
+    def _read(self, collection_id: int) -> tuple[FlatIndex, int]:
+        stored = read_index_file(self.path(collection_id))
+        if stored.header.get("backend") != BACKEND:
+            raise IndexFileError(f"holds a {stored.header.get('backend')!r} index, not {BACKEND!r}")
+        payload = self.cipher(collection_id).open(stored.payload, INDEX_BLOB)
+        return FlatIndex.deserialize(payload, self.dimension), stored.generation
 
     def _catch_up(self, collection_id: int, state: _Open) -> None:
         state.generation = self.catalog.generation(collection_id)
@@ -120,7 +148,7 @@ class CollectionIndexes:
         expected = self.catalog.generation(collection_id)
         path = self.path(collection_id)
         try:
-            index, generation = FlatIndex.load(path)
+            index, generation = self._read(collection_id)
         except IndexFileError as problem:
             if path.exists() or expected > 0:
                 log.warning(
@@ -139,6 +167,6 @@ class CollectionIndexes:
                     result.added,
                     result.removed,
                 )
-            index.save(path, expected)
+            self._write(collection_id, state)
         self._open[collection_id] = state
         return state

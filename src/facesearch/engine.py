@@ -1,10 +1,14 @@
 """The one object the library, the CLI (and later the API and jobs) share: built from settings, it owns
-the catalog, the vector indexes and the models."""
+the catalog, the keys, the vector indexes and the models, and records every action in the audit log."""
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
 from types import TracebackType
@@ -12,15 +16,28 @@ from types import TracebackType
 import numpy as np
 
 from facesearch.analysis import FaceAnalyser, ImageSource
+from facesearch.audit import (
+    RETENTION_ACTOR,
+    Actor,
+    ConfigurationEvent,
+    ErasureEvent,
+    Event,
+    IngestEvent,
+    ObjectionSkipEvent,
+    PurgeEvent,
+    SearchEvent,
+    VerifyEvent,
+)
 from facesearch.catalog.store import Catalog, NewImage
 from facesearch.consistency import CollectionIndexes
-from facesearch.distance import is_match
-from facesearch.errors import DataFolderError, ImageError, InvalidValueError
+from facesearch.distance import face_distance, is_match
+from facesearch.errors import DataFolderError, ImageError, InvalidValueError, RefusedError
 from facesearch.files import count_image_files, iter_image_files
 from facesearch.governance import CollectionSpec
 from facesearch.imaging import read_image_file
 from facesearch.ingest import FileOutcome, FileTask, Progress, run_tasks, task_for
 from facesearch.models.registry import ModelSet, shared_models
+from facesearch.records import AnalysedFace
 from facesearch.results import (
     CollectionInfo,
     CollectionStats,
@@ -29,28 +46,62 @@ from facesearch.results import (
     IngestReport,
     Match,
     ProbeResult,
+    PurgeReport,
     SearchResult,
     Stats,
     Verification,
 )
 from facesearch.settings import Settings
+from facesearch.vault import CollectionCipher, MasterKey
 
 EMBEDDING_DIMENSION = 128
+KEY_CHECK = "master_key_check"
+OBJECTIONS_KEY = "objections_key"
+OBJECTIONS_COLLECTION_ID = 0
+MIN_PURPOSE_LENGTH = 3
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def require_purpose(purpose: str, what: str) -> str:
+    stated = purpose.strip()
+    if len(stated) < MIN_PURPOSE_LENGTH:
+        raise RefusedError(
+            f"a {what} needs a stated purpose or case reference (--purpose, or FACESEARCH_PURPOSE); "
+            "it is written to the audit log"
+        )
+    return stated
 
 
 class Engine:
-    def __init__(self, settings: Settings, catalog: Catalog, models: ModelSet | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        master_key: MasterKey,
+        *,
+        models: ModelSet | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.master_key = master_key
+        self.clock = clock
         self.models = models or shared_models()
         self.analyser = FaceAnalyser(settings, self.models)
-        self.indexes = CollectionIndexes(catalog, settings.index_dir, EMBEDDING_DIMENSION)
+        self.indexes = CollectionIndexes(catalog, settings.index_dir, EMBEDDING_DIMENSION, self.cipher)
+        self._ciphers: dict[int, CollectionCipher] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, settings: Settings) -> Engine:
-        """Create (or open) the data folder and its catalog."""
+    def init(cls, settings: Settings, *, clock: Clock = utc_now) -> Engine:
+        """Create (or open) the data folder and its catalog, bound to the configured master key."""
+        master_key = MasterKey.load(settings.master_key, settings.master_key_file, settings.data_dir)
+        _check_key_before_opening(settings, master_key)
         try:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             settings.index_dir.mkdir(exist_ok=True)
@@ -58,21 +109,36 @@ class Engine:
             raise DataFolderError(
                 f"cannot create data folder {settings.data_dir} ({exc.strerror}); choose another"
             ) from None
-        return cls(settings, Catalog.create(settings.catalog_url))
+        catalog = Catalog.create(settings.catalog_url)
+        check = catalog.meta(KEY_CHECK)
+        if check is None:
+            catalog.set_meta(KEY_CHECK, check := master_key.key_check().hex())
+        master_key.verify(bytes.fromhex(check))
+        return cls._ready(settings, catalog, master_key, clock)
 
     @classmethod
-    def open(cls, settings: Settings) -> Engine:
-        """Open an initialised data folder."""
-        if (
-            settings.catalog_url.startswith("sqlite:///")
-            and not (settings.data_dir / "catalog.sqlite3").exists()
-            and not settings.database_url
-        ):
+    def open(cls, settings: Settings, *, clock: Clock = utc_now) -> Engine:
+        """Open an initialised data folder; fails, changing nothing, without the right master key."""
+        if not settings.database_url and not (settings.data_dir / "catalog.sqlite3").exists():
             raise DataFolderError(
                 f"{settings.data_dir} is not a facesearch data folder; run 'facesearch init' "
                 "or set FACESEARCH_DATA_DIR / --data-dir"
             )
-        return cls(settings, Catalog.open(settings.catalog_url))
+        master_key = MasterKey.load(settings.master_key, settings.master_key_file, settings.data_dir)
+        _check_key_before_opening(settings, master_key)
+        catalog = Catalog.open(settings.catalog_url)
+        check = catalog.meta(KEY_CHECK)
+        if check is None:
+            catalog.close()
+            raise DataFolderError(f"{settings.data_dir} has no master key check; it was not made by 'facesearch init'")
+        master_key.verify(bytes.fromhex(check))
+        return cls._ready(settings, catalog, master_key, clock)
+
+    @classmethod
+    def _ready(cls, settings: Settings, catalog: Catalog, master_key: MasterKey, clock: Clock) -> Engine:
+        engine = cls(settings, catalog, master_key, clock=clock)
+        engine.purge(RETENTION_ACTOR, automatic=True)  # retention is enforced whenever the data is opened
+        return engine
 
     def close(self) -> None:
         self.indexes.save()
@@ -84,10 +150,34 @@ class Engine:
     def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.close()
 
+    def cipher(self, collection_id: int) -> CollectionCipher:
+        """The collection's cipher (its key unwrapped by the master key on first use)."""
+        if collection_id not in self._ciphers:
+            if collection_id == OBJECTIONS_COLLECTION_ID:
+                wrapped_hex = self.catalog.meta(OBJECTIONS_KEY)
+                if wrapped_hex is None:
+                    wrapped_hex = self.master_key.new_collection_key("__objections__").hex()
+                    self.catalog.set_meta(OBJECTIONS_KEY, wrapped_hex)
+                name, wrapped = "__objections__", bytes.fromhex(wrapped_hex)
+            else:
+                name, wrapped = self.catalog.collection_key(collection_id)
+            self._ciphers[collection_id] = self.master_key.collection_cipher(collection_id, name, wrapped)
+        return self._ciphers[collection_id]
+
     # -- collections -------------------------------------------------------------------------------
 
-    def create_collection(self, spec: CollectionSpec) -> CollectionInfo:
-        return self.catalog.create_collection(spec)
+    def create_collection(self, spec: CollectionSpec, actor: Actor) -> CollectionInfo:
+        fields = {key: str(value) for key, value in asdict(spec).items()}
+        event = ConfigurationEvent(actor=actor, collection=spec.name, change="collection-created", fields=fields)
+        return self.catalog.create_collection(spec, self.master_key.new_collection_key(spec.name), event)
+
+    def delete_collection(self, name: str, actor: Actor, reason: str) -> None:
+        """Delete a collection and destroy its key: whatever was encrypted under it is unreadable."""
+        event = ConfigurationEvent(actor=actor, purpose=reason, collection=name, change="collection-deleted")
+        collection_id = self.catalog.delete_collection(name, event)
+        self._ciphers.pop(collection_id, None)
+        self.indexes.drop(collection_id)
+        self.catalog.shred_deleted_bytes()
 
     def collections(self) -> list[CollectionInfo]:
         return self.catalog.collections()
@@ -98,11 +188,18 @@ class Engine:
     # -- ingest ------------------------------------------------------------------------------------
 
     def ingest(
-        self, collection: str, paths: Sequence[Path], *, workers: int | None = None, progress: Progress | None = None
+        self,
+        collection: str,
+        paths: Sequence[Path],
+        actor: Actor,
+        *,
+        workers: int | None = None,
+        progress: Progress | None = None,
     ) -> IngestReport:
         """Index every image under ``paths`` into ``collection``; see ``facesearch.ingest``."""
         collection_id = self.catalog.collection_id(collection)
         self.indexes.index(collection_id)  # open (and reconcile) before the first write
+        protected = self._protected_templates()
         progress = progress or Progress()
         report = IngestReport(collection=collection)
         started = time.perf_counter()
@@ -126,76 +223,189 @@ class Engine:
                 yield task_for(path, self.settings)
 
         batch: list[NewImage] = []
+        failed_in_batch = 0
         try:
             for outcome in run_tasks(tasks(), workers or self.settings.worker_count):
-                self._collect(outcome, batch, report)
+                failed_in_batch += self._collect(outcome, batch, report)
                 progress.advance(outcome.path)
                 if len(batch) >= self.settings.ingest_batch_size:
-                    self._write(collection_id, batch, report)
-            self._write(collection_id, batch, report)
+                    self._write(collection_id, collection, batch, protected, report, actor, failed_in_batch)
+                    failed_in_batch = 0
+            self._write(collection_id, collection, batch, protected, report, actor, failed_in_batch)
         finally:
             self.indexes.save()
             progress.finish()
             report.seconds = time.perf_counter() - started
         return report
 
-    def _collect(self, outcome: FileOutcome, batch: list[NewImage], report: IngestReport) -> None:
+    def _collect(self, outcome: FileOutcome, batch: list[NewImage], report: IngestReport) -> int:
         if outcome.image is None:
             report.failed.append(FailedFile(str(outcome.path), outcome.error or "unknown error"))
-            return
+            return 1
         batch.append(outcome.image)
+        return 0
 
-    def _write(self, collection_id: int, batch: list[NewImage], report: IngestReport) -> None:
-        if not batch:
+    def _write(
+        self,
+        collection_id: int,
+        collection: str,
+        batch: list[NewImage],
+        protected: np.ndarray,
+        report: IngestReport,
+        actor: Actor,
+        failed: int,
+    ) -> None:
+        if not batch and not failed:
             return
-        added = self.catalog.add_images(collection_id, batch, self.models.embedder.name)
+        kept, skips = _without_objectors(batch, protected, self.settings.match_threshold)
+        events: list[Event] = [
+            ObjectionSkipEvent(actor=actor, collection=collection, source_path=path, faces_skipped=count)
+            for path, count in skips
+        ]
+        faces = sum(len(image.faces) for image in kept)
+        events.append(
+            IngestEvent(
+                actor=actor,
+                collection=collection,
+                files_seen=len(kept) + failed,
+                images_added=len(kept),
+                faces_added=faces,
+                failed=failed,
+            )
+        )
+        seal = self.cipher(collection_id).seal_template
+        added = self.catalog.add_images(collection_id, kept, self.models.embedder.name, seal, events)
         self.indexes.add(collection_id, added.ids, added.embeddings, added.generation)
-        report.images_added += len(batch)
+        report.images_added += len(kept)
         report.faces_added += len(added.ids)
-        report.images_without_faces += sum(1 for image in batch if not image.faces)
+        report.images_without_faces += sum(1 for image in kept if not image.faces)
+        report.faces_skipped_by_objection += sum(count for _, count in skips)
         batch.clear()
 
-    def remove_images(self, collection: str, image_ids: Sequence[int]) -> int:
+    def _protected_templates(self) -> np.ndarray:
+        sealed = self.catalog.protected_templates()
+        if not sealed:
+            return np.zeros((0, EMBEDDING_DIMENSION), dtype=np.float32)
+        cipher = self.cipher(OBJECTIONS_COLLECTION_ID)
+        return np.vstack([cipher.open_template(blob) for blob in sealed])
+
+    def remove_images(self, collection: str, image_ids: Sequence[int], actor: Actor, reason: str) -> int:
         """Delete images and their faces from the catalog, then their vectors; returns faces removed."""
         collection_id = self.catalog.collection_id(collection)
-        removed, generation = self.catalog.remove_images(collection_id, image_ids)
-        self.indexes.remove(collection_id, removed, generation)
+        removal = self.catalog.remove_images(
+            collection_id,
+            image_ids,
+            lambda faces, images: ErasureEvent(
+                actor=actor, purpose=reason, collection=collection, faces_removed=faces, images_removed=images
+            ),
+        )
+        self.indexes.remove(collection_id, removal.face_ids, removal.generation)
         self.indexes.save()
-        return len(removed)
+        self.catalog.shred_deleted_bytes()
+        return len(removal.face_ids)
 
-    # -- single images (no data folder needed: see FaceAnalyser) ------------------------------------
+    # -- retention ---------------------------------------------------------------------------------
+
+    def purge(self, actor: Actor, *, automatic: bool = False) -> PurgeReport:
+        """Remove every image and face held past its collection's retention period, and record it."""
+        now = self.clock()
+        report = PurgeReport(at=now)
+        for collection_id, name in sorted(self.catalog.collection_names().items()):
+            expired, cutoff = self.catalog.expired_image_ids(collection_id, now)
+            if not expired:
+                continue
+            self.indexes.index(collection_id)
+            removal = self.catalog.remove_images(collection_id, expired, _purge_event(actor, name, cutoff, automatic))
+            self.indexes.remove(collection_id, removal.face_ids, removal.generation)
+            report.by_collection[name] = (removal.images_removed, len(removal.face_ids))
+        if report.by_collection:
+            self.indexes.save()
+            self.catalog.shred_deleted_bytes()
+        return report
+
+    # -- single images -----------------------------------------------------------------------------
 
     def detect(self, image: ImageSource, name: str | None = None) -> DetectionResult:
         return self.analyser.detect(image, name)
 
-    def verify(self, a: ImageSource, b: ImageSource, *, threshold: float | None = None) -> Verification:
-        return self.analyser.verify(a, b, threshold=threshold)
+    def verify(
+        self, a: ImageSource, b: ImageSource, actor: Actor, *, purpose: str = "", threshold: float | None = None
+    ) -> Verification:
+        result = self.analyser.verify(a, b, threshold=threshold)
+        self.catalog.audit.record(
+            VerifyEvent(
+                actor=actor,
+                purpose=purpose,
+                a_sha256=_sha256(a),
+                b_sha256=_sha256(b),
+                distance=result.distance,
+                match=result.match,
+            )
+        )
+        return result
 
     # -- search ------------------------------------------------------------------------------------
 
     def search(
         self,
         probe: ImageSource,
+        actor: Actor,
+        purpose: str,
         *,
         top_k: int | None = None,
         threshold: float | None = None,
         face: int | None = None,
         collections: Sequence[str] | None = None,
     ) -> SearchResult:
-        """Gallery faces within ``threshold`` of each face in ``probe`` (or only face number ``face``)."""
+        """Gallery faces within ``threshold`` of each face in ``probe`` (or only face number ``face``).
+
+        Refused without a purpose; recorded in the audit log with the probe's hash and the matches' ids.
+        """
+        stated = require_purpose(purpose, "search")
         top_k = self.settings.search_top_k if top_k is None else top_k
         if top_k <= 0:
             raise InvalidValueError(f"top-k must be a positive number, got {top_k}")
         threshold = self.analyser.threshold(threshold)
-        faces = self.analyser.faces_or_fail(probe)
+        loaded, faces = self.analyser.analyse_or_fail(probe)
         if face is not None and not 0 <= face < len(faces):
             raise InvalidValueError(f"face {face} does not exist: the probe has {len(faces)} faces, numbered from 0")
         chosen = [face] if face is not None else list(range(len(faces)))
         names = self.catalog.collection_names()
         wanted = [self.catalog.collection_id(name) for name in collections] if collections else sorted(names)
+        results = self.find(faces, chosen, wanted, top_k, threshold)
+        match_ids = sorted({m.face_id for r in results for m in r.matches})
+        self.catalog.audit.record(
+            SearchEvent(
+                actor=actor,
+                purpose=stated,
+                probe_sha256=loaded.content_id,
+                collections=[names[c] for c in wanted],
+                threshold=threshold,
+                top_k=top_k,
+                match_count=len(match_ids),
+                match_face_ids=match_ids,
+            )
+        )
+        return SearchResult(
+            probe=str(probe) if isinstance(probe, Path) else "uploaded image",
+            threshold=threshold,
+            top_k=top_k,
+            faces_in_probe=len(faces),
+            results=results,
+        )
+
+    def find(
+        self,
+        faces: Sequence[AnalysedFace],
+        chosen: Sequence[int],
+        collection_ids: Sequence[int],
+        top_k: int,
+        threshold: float,
+    ) -> list[ProbeResult]:
+        """The matches of each chosen face (no audit: callers record what they did with them)."""
         queries = np.vstack([faces[i].embedding for i in chosen])
         per_face: list[list[tuple[float, int]]] = [[] for _ in chosen]
-        for collection_id in wanted:
+        for collection_id in collection_ids:
             distances, ids = self.indexes.index(collection_id).search(queries, top_k)
             for row, hits in enumerate(per_face):
                 hits.extend(
@@ -222,13 +432,7 @@ class Engine:
                 if face_id in details
             ]
             results.append(ProbeResult(position, faces[position].detection.box, matches))
-        return SearchResult(
-            probe=str(probe) if isinstance(probe, Path) else "uploaded image",
-            threshold=threshold,
-            top_k=top_k,
-            faces_in_probe=len(faces),
-            results=results,
-        )
+        return results
 
     # -- overview ----------------------------------------------------------------------------------
 
@@ -254,6 +458,60 @@ class Engine:
             faces=faces,
             data_bytes=data_bytes,
         )
+
+
+def _purge_event(actor: Actor, collection: str, cutoff: datetime, automatic: bool) -> Callable[[int, int], Event]:
+    def event(faces: int, images: int) -> Event:
+        return PurgeEvent(
+            actor=actor,
+            purpose="retention period",
+            collection=collection,
+            cutoff=cutoff.isoformat(),
+            images_removed=images,
+            faces_removed=faces,
+            automatic=automatic,
+        )
+
+    return event
+
+
+def _without_objectors(
+    batch: Sequence[NewImage], protected: np.ndarray, threshold: float
+) -> tuple[list[NewImage], list[tuple[str, int]]]:
+    """The batch without faces that match a protected template, and (source, faces skipped) per image."""
+    if not len(protected):
+        return list(batch), []
+    kept: list[NewImage] = []
+    skips: list[tuple[str, int]] = []
+    for image in batch:
+        faces = [face for face in image.faces if not (face_distance(protected, face.embedding) <= threshold).any()]
+        if len(faces) < len(image.faces):
+            skips.append((image.source_path, len(image.faces) - len(faces)))
+        kept.append(NewImage(**{**asdict(image), "faces": faces}) if len(faces) < len(image.faces) else image)
+    return kept, skips
+
+
+def _sha256(image: ImageSource) -> str:
+    data = image.read_bytes() if isinstance(image, Path) else image
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_key_before_opening(settings: Settings, master_key: MasterKey) -> None:
+    """Check the master key against a SQLite catalog without opening it for writing (no WAL or lock files
+    are created), so that a wrong key leaves the data folder exactly as it was."""
+    path = settings.data_dir / "catalog.sqlite3"
+    if settings.database_url or not path.exists():
+        return
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        try:
+            row = connection.execute("SELECT value FROM meta WHERE key = ?", (KEY_CHECK,)).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return  # not readable this way (e.g. mid-write); the regular open checks again
+    if row is not None:
+        master_key.verify(bytes.fromhex(row[0]))
 
 
 def _redact(url: str) -> str:

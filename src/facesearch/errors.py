@@ -68,5 +68,13 @@ class DataFolderError(FacesearchError):
     code = "data_folder"
 
 
+class RefusedError(FacesearchError):
+    """The request is well formed but not allowed: a search without a purpose, a key without the role."""
+
+    exit_code = 9
+    http_status = 403
+    code = "refused"
+
+
 # Exit code 7 is the CLI's "ingest finished, but some files failed" (see cli/main.py); it is not an error.
 INGEST_PARTIAL_EXIT_CODE = 7

@@ -5,13 +5,18 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps
 
 from facesearch.records import Box
-from facesearch.results import SearchResult
+from facesearch.results import SearchResult, to_plain
+
+if TYPE_CHECKING:
+    from facesearch.rights import AccessReport
 
 THUMBNAIL_SIDE = 128
 _STYLE = """
@@ -59,6 +64,51 @@ def render_search_report(searches: Sequence[tuple[Path, SearchResult]], title: s
             parts.append("</div>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def render_access_report(report: AccessReport) -> str:
+    """The answer to a subject access request, readable by the person who asked."""
+    rows = []
+    for held in report.held:
+        thumbnail = face_thumbnail(Path(held.source), held.box)
+        image = f"<img src='{thumbnail}' alt='face' width='96'>" if thumbnail else "(source image no longer available)"
+        cells = [
+            image,
+            html.escape(held.source),
+            html.escape(held.collection),
+            html.escape(held.purpose),
+            html.escape(held.lawful_basis),
+            held.ingested_at.date().isoformat(),
+            held.delete_by.date().isoformat(),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    table = (
+        "<table><thead><tr><th>face</th><th>source image</th><th>collection</th><th>purpose</th>"
+        "<th>lawful basis</th><th>held since</th><th>deleted by</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Subject access report</title>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<style>{_STYLE} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:.3rem;"
+        "text-align:left;vertical-align:top}</style></head><body>"
+        "<h1>Subject access report</h1>"
+        f"<p>Request {html.escape(report.reference)}, answered {report.generated_at.isoformat(timespec='seconds')}. "
+        f"{len(report.held)} image(s) held show the person in the photo provided (distance at most "
+        f"{report.threshold}). The photo provided was used only to answer this request and was not stored.</p>"
+        + table
+        + "</body></html>"
+    )
+
+
+def write_access_report(report: AccessReport, folder: Path) -> tuple[Path, Path]:
+    """``access-report.html`` and ``access-report.json`` in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    page, data = folder / "access-report.html", folder / "access-report.json"
+    page.write_text(render_access_report(report))
+    data.write_text(json.dumps(to_plain(report), indent=2, ensure_ascii=False))
+    return page, data
 
 
 def _figure(path: Path, box: Box, caption: str, kind: str) -> str:

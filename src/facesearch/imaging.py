@@ -15,8 +15,9 @@ from facesearch.errors import ImageError
 from facesearch.records import LoadedImage, RGBImage
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "PPM", "ICO")
-"""Pillow decoders facesearch lets open a file (JPEG covers camera MPO files, PPM covers PGM and PBM). Restricting the list keeps
-decoders that run external programs (EPS) or are rarely audited away from untrusted uploads."""
+"""Pillow decoders facesearch lets open a file (JPEG covers camera MPO files, PPM covers PGM and PBM).
+Restricting the list keeps decoders that run external programs (EPS) or are rarely audited away from
+untrusted uploads."""
 
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that turn the image a quarter
 _EXIF_ORIENTATION_TAG = 0x0112

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from facesearch.records import Box
@@ -34,6 +34,12 @@ class CollectionInfo:
     created_at: datetime
     image_count: int
     face_count: int
+    oldest_item_at: datetime | None = None
+
+    @property
+    def next_purge_at(self) -> datetime | None:
+        """When the oldest item falls out of the retention period (None while the collection is empty)."""
+        return None if self.oldest_item_at is None else self.oldest_item_at + timedelta(days=self.retention_days)
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,15 @@ class IngestReport:
     images_without_faces: int = 0
     skipped_already_indexed: int = 0
     failed: list[FailedFile] = field(default_factory=list)
+    faces_skipped_by_objection: int = 0
     seconds: float = 0.0
+
+
+@dataclass
+class PurgeReport:
+    at: datetime
+    by_collection: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Images and faces removed, per collection."""
 
 
 @dataclass(frozen=True)

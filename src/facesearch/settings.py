@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,14 @@ class Settings:
     """Default number of matches returned for each probe face."""
     ingest_batch_size: int = 64
     """Images written to the catalog per transaction during ingest."""
+    master_key: str = field(default="", repr=False)
+    """Base64 master key that wraps the collection keys (or use ``master_key_file``); never stored."""
+    master_key_file: str = ""
+    """File holding the base64 master key; must not be inside the data folder."""
+    actor: str = ""
+    """Who is acting, written into the audit log; empty means the operating-system user."""
+    purpose: str = ""
+    """Default purpose or case reference for searches and rights requests made from the CLI."""
 
     def __post_init__(self) -> None:
         positive = ("max_image_pixels", "max_file_bytes", "detect_max_side", "search_top_k", "ingest_batch_size")

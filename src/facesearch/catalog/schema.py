@@ -31,6 +31,8 @@ class CollectionRow(Base):
     biometric_condition: Mapped[str] = mapped_column(String(48))
     retention_days: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    """The collection's AES key, encrypted by the master key. Deleting it shreds the collection."""
     index_generation: Mapped[int] = mapped_column(Integer, default=0)
     """Bumped in the same transaction as every change to this collection's faces; the vector index
     records the generation it reflects, so a mismatch on open means a crash came between the two."""
@@ -74,6 +76,53 @@ class FaceRow(Base):
     rotation: Mapped[int] = mapped_column(Integer, default=0)
     embedder: Mapped[str] = mapped_column(String(32))
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
-    """The template (float32 little-endian): the vector index is rebuilt from these."""
+    """The template, AES-GCM encrypted with the collection key: the vector index is rebuilt from these."""
 
     image: Mapped[ImageRow] = relationship(back_populates="faces")
+
+
+class AuditRow(Base):
+    """One entry of the hash-chained audit log (see ``facesearch.audit``)."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40), index=True)
+    """UTC time, ISO 8601, stored as text so that it hashes the same on every database."""
+    actor: Mapped[str] = mapped_column(String(200), index=True)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    collection: Mapped[str] = mapped_column(String(63), default="")
+    details: Mapped[str] = mapped_column(Text)
+    """Canonical JSON of the event's own fields."""
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """Unique: two writers that read the same head cannot both append after it (the chain cannot fork)."""
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ErasureReceiptRow(Base):
+    __tablename__ = "erasure_receipts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    reference: Mapped[str] = mapped_column(Text)
+    summary: Mapped[dict[str, object]] = mapped_column(JSON)
+    """What was removed (counts and ids): never a template, image or thumbnail."""
+
+
+class ProtectedTemplateRow(Base):
+    """The template of a person who objected to being indexed again, kept only with their explicit
+    agreement (recorded here) so that ingest can recognise and skip their face."""
+
+    __tablename__ = "protected_templates"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    agreement_reference: Mapped[str] = mapped_column(Text)
+    """Where the person's explicit agreement to keeping this template is recorded."""
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    """Encrypted with the objections key (wrapped by the master key, in ``meta``)."""

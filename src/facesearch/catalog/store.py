@@ -1,25 +1,39 @@
-"""Reads and writes of the catalog. Each write is one transaction; nothing here touches vector indexes."""
+"""Reads and writes of the catalog. Each write is one transaction, with its audit entry inside it;
+nothing here touches vector indexes (see ``facesearch.consistency``) or holds keys (templates arrive
+sealed and leave sealed: see ``facesearch.vault``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from facesearch.catalog.schema import SCHEMA_VERSION, Base, CollectionRow, FaceRow, ImageRow, MetaRow
+from facesearch.audit import AuditLog, Event
+from facesearch.catalog.schema import (
+    SCHEMA_VERSION,
+    Base,
+    CollectionRow,
+    ErasureReceiptRow,
+    FaceRow,
+    ImageRow,
+    MetaRow,
+    ProtectedTemplateRow,
+)
 from facesearch.errors import ConflictError, DataFolderError, NotFoundError
 from facesearch.governance import CollectionSpec
 from facesearch.records import AnalysedFace, Box
 from facesearch.results import CollectionInfo
 
-EMBEDDING_DTYPE = np.dtype("<f4")
+Seal = Callable[[npt.NDArray[np.float32]], bytes]
+Unseal = Callable[[bytes], npt.NDArray[np.float32]]
 
 
 @dataclass(frozen=True)
@@ -43,13 +57,44 @@ class AddedFaces:
 
 
 @dataclass(frozen=True)
+class Removal:
+    """Faces removed from one collection by one transaction, and the generation it left."""
+
+    face_ids: npt.NDArray[np.int64]
+    images_removed: int
+    generation: int
+
+
+@dataclass(frozen=True)
 class FaceDetails:
     face_id: int
+    image_id: int
     collection: str
+    collection_purpose: str
+    lawful_basis: str
+    retention_days: int
     image_path: str
     content_id: str
     box: Box
     ingested_at: datetime
+
+    @property
+    def delete_by(self) -> datetime:
+        return self.ingested_at + timedelta(days=self.retention_days)
+
+
+@dataclass(frozen=True)
+class ErasureReceipt:
+    """Proof of an erasure: what was removed, when, by whom, under which request. No biometric data."""
+
+    id: str
+    at: datetime
+    actor: str
+    reference: str
+    faces_removed: int
+    images_removed: int
+    by_collection: dict[str, int] = field(default_factory=dict)
+    face_ids: list[int] = field(default_factory=list)
 
 
 def open_database(url: str) -> Engine:
@@ -64,7 +109,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
-    cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
+    cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten with zeros, not left in free pages
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
@@ -73,6 +118,7 @@ class Catalog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.audit = AuditLog(self._sessions)
 
     @classmethod
     def create(cls, url: str) -> Catalog:
@@ -102,9 +148,30 @@ class Catalog:
     def close(self) -> None:
         self._engine.dispose()
 
+    def meta(self, key: str) -> str | None:
+        with self._sessions() as session:
+            row = session.get(MetaRow, key)
+            return None if row is None else row.value
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._sessions.begin() as session:
+            session.merge(MetaRow(key=key, value=value))
+
+    def shred_deleted_bytes(self) -> None:
+        """Move every committed page out of SQLite's write-ahead log and truncate it, so that rows deleted
+        (and zeroed by ``secure_delete``) leave no older copy in the WAL file."""
+        if self._engine.dialect.name != "sqlite":
+            return
+        with self._engine.connect() as connection:
+            for _ in range(50):
+                busy = connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).scalar()
+                if not busy:
+                    return
+        raise DataFolderError("the catalog is busy (another process is reading it); run the command again")
+
     # -- collections -------------------------------------------------------------------------------
 
-    def create_collection(self, spec: CollectionSpec) -> CollectionInfo:
+    def create_collection(self, spec: CollectionSpec, wrapped_key: bytes, audit: Event) -> CollectionInfo:
         row = CollectionRow(
             name=spec.name,
             purpose=spec.purpose,
@@ -112,14 +179,30 @@ class Catalog:
             biometric_condition=spec.biometric_condition.value,
             retention_days=spec.retention_days,
             created_at=datetime.now(UTC),
+            wrapped_key=wrapped_key,
             index_generation=0,
         )
         try:
             with self._sessions.begin() as session:
                 session.add(row)
+                session.flush()
+                self.audit.append(session, audit)
         except IntegrityError:
             raise ConflictError(f"collection {spec.name!r} already exists; choose another name") from None
         return self.collection_info(spec.name)
+
+    def delete_collection(self, name: str, audit: Event) -> int:
+        """Delete a collection, its images and faces, and its wrapped key (crypto-shredding)."""
+        with self._sessions.begin() as session:
+            row = session.scalar(select(CollectionRow).where(CollectionRow.name == name))
+            if row is None:
+                raise NotFoundError(f"collection {name!r} does not exist; see 'facesearch collection list'")
+            collection_id = row.id
+            session.execute(delete(FaceRow).where(FaceRow.collection_id == collection_id))
+            session.execute(delete(ImageRow).where(ImageRow.collection_id == collection_id))
+            session.delete(row)
+            self.audit.append(session, audit)
+        return collection_id
 
     def collection_id(self, name: str) -> int:
         with self._sessions() as session:
@@ -127,6 +210,13 @@ class Catalog:
         if found is None:
             raise NotFoundError(f"collection {name!r} does not exist; see 'facesearch collection list' or create it")
         return found
+
+    def collection_key(self, collection_id: int) -> tuple[str, bytes]:
+        with self._sessions() as session:
+            row = session.get(CollectionRow, collection_id)
+            if row is None:
+                raise NotFoundError(f"collection #{collection_id} does not exist")
+            return row.name, row.wrapped_key
 
     def collection_names(self) -> dict[int, str]:
         with self._sessions() as session:
@@ -142,6 +232,12 @@ class Catalog:
         with self._sessions() as session:
             images = _count_by(session, ImageRow.collection_id)
             faces = _count_by(session, FaceRow.collection_id)
+            oldest = {
+                int(key): _utc(value)
+                for key, value in session.execute(
+                    select(ImageRow.collection_id, func.min(ImageRow.ingested_at)).group_by(ImageRow.collection_id)
+                )
+            }
             rows = session.scalars(select(CollectionRow).order_by(CollectionRow.name)).all()
             return [
                 CollectionInfo(
@@ -153,6 +249,7 @@ class Catalog:
                     created_at=_utc(row.created_at),
                     image_count=images.get(row.id, 0),
                     face_count=faces.get(row.id, 0),
+                    oldest_item_at=oldest.get(row.id),
                 )
                 for row in rows
             ]
@@ -171,8 +268,10 @@ class Catalog:
             )
         return found is not None
 
-    def add_images(self, collection_id: int, images: Iterable[NewImage], embedder: str) -> AddedFaces:
-        """Write ``images`` and their faces in one transaction; content already held is left as it is."""
+    def add_images(
+        self, collection_id: int, images: Iterable[NewImage], embedder: str, seal: Seal, audit: Sequence[Event] = ()
+    ) -> AddedFaces:
+        """Write ``images`` and their (sealed) templates in one transaction; content already held is skipped."""
         now = datetime.now(UTC)
         face_rows: list[FaceRow] = []
         vectors: list[npt.NDArray[np.float32]] = []
@@ -199,33 +298,46 @@ class Catalog:
                     ingested_at=now,
                 )
                 for face in image.faces:
-                    detection = face.detection
-                    row = FaceRow(
-                        collection_id=collection_id,
-                        left=detection.box.left,
-                        top=detection.box.top,
-                        right=detection.box.right,
-                        bottom=detection.box.bottom,
-                        score=detection.score,
-                        landmarks=[list(point) for point in detection.landmarks],
-                        rotation=detection.rotation,
-                        embedder=embedder,
-                        embedding=np.asarray(face.embedding, dtype=EMBEDDING_DTYPE).tobytes(),
-                    )
+                    row = _face_row(collection_id, face, embedder, seal)
                     image_row.faces.append(row)
                     face_rows.append(row)
                     vectors.append(np.asarray(face.embedding, dtype=np.float32))
                 session.add(image_row)
             if face_rows:
                 collection.index_generation += 1
+            for entry in audit:
+                self.audit.append(session, entry)
             session.flush()
             generation = collection.index_generation
             ids = np.array([row.id for row in face_rows], dtype=np.int64)
         matrix = np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
         return AddedFaces(ids=ids, embeddings=matrix, generation=generation)
 
-    def remove_images(self, collection_id: int, image_ids: Iterable[int]) -> tuple[npt.NDArray[np.int64], int]:
-        """Delete images (and their faces) in one transaction; returns the removed face ids and the new generation."""
+    def source_paths(self, collection_id: int, *, with_faces: bool) -> set[str]:
+        """Source paths of the collection's images that have (or have no) faces."""
+        condition = ImageRow.face_count > 0 if with_faces else ImageRow.face_count == 0
+        with self._sessions() as session:
+            query = select(ImageRow.source_path).where(ImageRow.collection_id == collection_id, condition)
+            return set(session.scalars(query))
+
+    def image_ids(self, collection_id: int) -> list[int]:
+        with self._sessions() as session:
+            return list(session.scalars(select(ImageRow.id).where(ImageRow.collection_id == collection_id)))
+
+    def expired_image_ids(self, collection_id: int, now: datetime) -> tuple[list[int], datetime]:
+        """Images of the collection ingested before its retention cutoff, and that cutoff."""
+        with self._sessions() as session:
+            days = session.scalar(select(CollectionRow.retention_days).where(CollectionRow.id == collection_id))
+            cutoff = now - timedelta(days=days or 0)
+            ids = session.scalars(
+                select(ImageRow.id).where(ImageRow.collection_id == collection_id, ImageRow.ingested_at < cutoff)
+            ).all()
+        return list(ids), cutoff
+
+    def remove_images(
+        self, collection_id: int, image_ids: Iterable[int], audit: Callable[[int, int], Event] | None = None
+    ) -> Removal:
+        """Delete images and their faces in one transaction; ``audit(faces, images)`` makes its record."""
         wanted = [int(i) for i in image_ids]
         with self._sessions.begin() as session:
             collection = session.get(CollectionRow, collection_id)
@@ -242,17 +354,92 @@ class Catalog:
                 session.delete(image)
             if removed:
                 collection.index_generation += 1
+            if audit is not None:
+                self.audit.append(session, audit(len(removed), len(images)))
             generation = collection.index_generation
-        return np.array(removed, dtype=np.int64), generation
+        return Removal(np.array(removed, dtype=np.int64), len(images), generation)
 
-    def image_ids(self, collection_id: int) -> list[int]:
+    def erase_faces(
+        self, face_ids: Iterable[int], actor: str, reference: str, audit: Callable[[ErasureReceipt], Event]
+    ) -> tuple[ErasureReceipt, dict[int, Removal]]:
+        """Delete faces (and images left with no face) across collections, write the receipt and its audit
+        entry, all in one transaction. Returns the receipt and what each collection's index must drop."""
+        wanted = sorted({int(i) for i in face_ids})
+        by_collection: dict[int, list[int]] = {}
+        images_removed: dict[int, int] = {}
+        with self._sessions.begin() as session:
+            faces = session.scalars(select(FaceRow).where(FaceRow.id.in_(wanted))).all()
+            missing = sorted(set(wanted) - {face.id for face in faces})
+            if missing:
+                raise NotFoundError(f"faces {missing} do not exist (already erased or never indexed)")
+            touched_images = {face.image_id for face in faces}
+            for face in faces:
+                by_collection.setdefault(face.collection_id, []).append(face.id)
+                session.delete(face)
+            session.flush()
+            for image in session.scalars(select(ImageRow).where(ImageRow.id.in_(touched_images))):
+                remaining = session.scalar(
+                    select(func.count()).select_from(FaceRow).where(FaceRow.image_id == image.id)
+                )
+                if remaining:
+                    image.face_count = remaining
+                else:
+                    images_removed[image.collection_id] = images_removed.get(image.collection_id, 0) + 1
+                    session.delete(image)
+            names = {}
+            generations = {}
+            for collection_id in by_collection:
+                collection = session.get(CollectionRow, collection_id)
+                assert collection is not None
+                collection.index_generation += 1
+                names[collection_id] = collection.name
+                generations[collection_id] = collection.index_generation
+            receipt = ErasureReceipt(
+                id=str(uuid.uuid4()),
+                at=datetime.now(UTC),
+                actor=actor,
+                reference=reference,
+                faces_removed=len(faces),
+                images_removed=sum(images_removed.values()),
+                by_collection={names[c]: len(ids) for c, ids in by_collection.items()},
+                face_ids=wanted,
+            )
+            session.add(
+                ErasureReceiptRow(
+                    id=receipt.id,
+                    at=receipt.at,
+                    actor=actor,
+                    reference=reference,
+                    summary={
+                        "faces_removed": receipt.faces_removed,
+                        "images_removed": receipt.images_removed,
+                        "by_collection": receipt.by_collection,
+                        "face_ids": receipt.face_ids,
+                    },
+                )
+            )
+            self.audit.append(session, audit(receipt))
+        removals = {
+            collection_id: Removal(
+                np.array(ids, dtype=np.int64), images_removed.get(collection_id, 0), generations[collection_id]
+            )
+            for collection_id, ids in by_collection.items()
+        }
+        return receipt, removals
+
+    def face_ids_of_images(self, image_ids: Iterable[int]) -> list[int]:
+        wanted = [int(i) for i in image_ids]
         with self._sessions() as session:
-            return list(session.scalars(select(ImageRow.id).where(ImageRow.collection_id == collection_id)))
+            found_images = set(session.scalars(select(ImageRow.id).where(ImageRow.id.in_(wanted))))
+            missing = sorted(set(wanted) - found_images)
+            if missing:
+                raise NotFoundError(f"images {missing} do not exist (already erased or never indexed)")
+            return list(session.scalars(select(FaceRow.id).where(FaceRow.image_id.in_(wanted))))
 
     def embeddings(
-        self, collection_id: int, face_ids: Sequence[int] | None = None
+        self, collection_id: int, unseal: Unseal, face_ids: Sequence[int] | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Ids and templates of the collection's faces (all, or those among ``face_ids``)."""
+        """Ids and (unsealed) templates of the collection's faces (all, or those among ``face_ids``)."""
         query = select(FaceRow.id, FaceRow.embedding).where(FaceRow.collection_id == collection_id)
         if face_ids is not None:
             query = query.where(FaceRow.id.in_([int(i) for i in face_ids]))
@@ -261,8 +448,12 @@ class Catalog:
         ids = np.array([row[0] for row in rows], dtype=np.int64)
         if not rows:
             return ids, np.zeros((0, 0), dtype=np.float32)
-        matrix = np.vstack([np.frombuffer(row[1], dtype=EMBEDDING_DTYPE) for row in rows]).astype(np.float32)
-        return ids, matrix
+        return ids, np.vstack([unseal(row[1]) for row in rows]).astype(np.float32)
+
+    def sealed_embeddings(self) -> list[bytes]:
+        """Every stored template as it lies on disk (for tests and audits of erasure)."""
+        with self._sessions() as session:
+            return list(session.scalars(select(FaceRow.embedding)))
 
     def face_ids(self, collection_id: int) -> npt.NDArray[np.int64]:
         with self._sessions() as session:
@@ -274,7 +465,7 @@ class Catalog:
         if not wanted:
             return {}
         query = (
-            select(FaceRow, ImageRow, CollectionRow.name)
+            select(FaceRow, ImageRow, CollectionRow)
             .join(ImageRow, FaceRow.image_id == ImageRow.id)
             .join(CollectionRow, FaceRow.collection_id == CollectionRow.id)
             .where(FaceRow.id.in_(wanted))
@@ -283,13 +474,17 @@ class Catalog:
             return {
                 face.id: FaceDetails(
                     face_id=face.id,
-                    collection=name,
+                    image_id=image.id,
+                    collection=collection.name,
+                    collection_purpose=collection.purpose,
+                    lawful_basis=collection.lawful_basis,
+                    retention_days=collection.retention_days,
                     image_path=image.source_path,
                     content_id=image.content_id,
                     box=Box(face.left, face.top, face.right, face.bottom),
                     ingested_at=_utc(image.ingested_at),
                 )
-                for face, image, name in session.execute(query).all()
+                for face, image, collection in session.execute(query).all()
             }
 
     def counts(self) -> tuple[int, int]:
@@ -297,6 +492,47 @@ class Catalog:
             images = session.scalar(select(func.count()).select_from(ImageRow)) or 0
             faces = session.scalar(select(func.count()).select_from(FaceRow)) or 0
         return images, faces
+
+    def erasure_receipts(self) -> int:
+        with self._sessions() as session:
+            return session.scalar(select(func.count()).select_from(ErasureReceiptRow)) or 0
+
+    # -- objections --------------------------------------------------------------------------------
+
+    def add_protected_template(
+        self, sealed: bytes, agreement_reference: str, recorded_by: str, audit: Callable[[int], Event]
+    ) -> int:
+        with self._sessions.begin() as session:
+            row = ProtectedTemplateRow(
+                created_at=datetime.now(UTC),
+                agreement_reference=agreement_reference,
+                recorded_by=recorded_by,
+                embedding=sealed,
+            )
+            session.add(row)
+            session.flush()
+            self.audit.append(session, audit(row.id))
+            return row.id
+
+    def protected_templates(self) -> list[bytes]:
+        with self._sessions() as session:
+            return list(session.scalars(select(ProtectedTemplateRow.embedding).order_by(ProtectedTemplateRow.id)))
+
+
+def _face_row(collection_id: int, face: AnalysedFace, embedder: str, seal: Seal) -> FaceRow:
+    detection = face.detection
+    return FaceRow(
+        collection_id=collection_id,
+        left=detection.box.left,
+        top=detection.box.top,
+        right=detection.box.right,
+        bottom=detection.box.bottom,
+        score=detection.score,
+        landmarks=[list(point) for point in detection.landmarks],
+        rotation=detection.rotation,
+        embedder=embedder,
+        embedding=seal(face.embedding),
+    )
 
 
 def _count_by(session: Session, column: Any) -> dict[int, int]:

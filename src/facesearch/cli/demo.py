@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
+from facesearch.audit import Actor
 from facesearch.cli.progress import BarProgress
 from facesearch.engine import Engine
 from facesearch.errors import ConflictError, InvalidValueError
@@ -24,23 +25,31 @@ DEMO_COLLECTION = CollectionSpec.parse(
 )
 
 
+DEMO_PURPOSE = "demo: sample probes against the sample gallery"
+
+
 def run_demo(
-    settings: Settings, samples: Path, report_path: Path, workers: int | None, echo: Callable[[str], None]
+    settings: Settings,
+    actor: Actor,
+    samples: Path,
+    report_path: Path,
+    workers: int | None,
+    echo: Callable[[str], None],
 ) -> None:
     gallery, probes = samples / "gallery", samples / "probes"
     if not gallery.is_dir() or not probes.is_dir():
         raise InvalidValueError(f"{samples} has no gallery/ and probes/ folders; run the demo from the repository root")
     with Engine.init(settings) as engine:
         with suppress(ConflictError):  # a second run reuses the collection; ingest skips what it holds
-            engine.create_collection(DEMO_COLLECTION)
-        report = engine.ingest(DEMO_COLLECTION.name, [gallery], workers=workers, progress=BarProgress())
+            engine.create_collection(DEMO_COLLECTION, actor)
+        report = engine.ingest(DEMO_COLLECTION.name, [gallery], actor, workers=workers, progress=BarProgress())
         echo(
             f"indexed {samples / 'gallery'}: {report.images_added} new images, {report.faces_added} faces, "
             f"{report.skipped_already_indexed} already indexed, {len(report.failed)} failed"
         )
         searches: list[tuple[Path, SearchResult]] = []
         for probe in iter_image_files([probes]):
-            result = engine.search(probe, collections=[DEMO_COLLECTION.name])
+            result = engine.search(probe, actor, DEMO_PURPOSE, collections=[DEMO_COLLECTION.name])
             searches.append((probe, result))
             for face in result.results:
                 echo(f"\n{probe.name} (face {face.probe_face}): {len(face.matches)} match(es)")

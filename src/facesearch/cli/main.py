@@ -1,46 +1,29 @@
 """``facesearch``: index photo folders and find every photo of a face.
 
-Exit codes: 0 success; 1 internal error (a bug: please report it); 2 bad usage or invalid value;
-3 unreadable, corrupt or too large image; 4 no face found where one is needed; 5 unknown collection or
-item; 6 already exists; 7 ingest finished but some files failed (each is listed); 8 data folder missing,
-not initialised or unusable.
+Exit codes are listed in EXIT_CODES below (and in ``facesearch --help``).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
 from facesearch.analysis import FaceAnalyser
+from facesearch.cli.accountability import register_accountability_commands
 from facesearch.cli.demo import run_demo
 from facesearch.cli.draw import draw_faces
 from facesearch.cli.progress import BarProgress
 from facesearch.cli.render import emit, table
+from facesearch.cli.state import EXISTING_FILE, JSON_OPTION, PURPOSE_OPTION, CliState, pass_state
 from facesearch.engine import Engine
 from facesearch.errors import INGEST_PARTIAL_EXIT_CODE, FacesearchError
 from facesearch.governance import BiometricCondition, CollectionSpec, LawfulBasis
 from facesearch.results import CollectionInfo, IngestReport, SearchResult
 from facesearch.settings import Settings
-
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-EXISTING_FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
-
-
-@dataclass
-class CliState:
-    settings: Settings
-
-    def engine(self) -> Engine:
-        return Engine.open(self.settings)
-
-
-pass_state = click.make_pass_decorator(CliState)
-
 
 EXIT_CODES = """\b
 Exit codes:
@@ -52,22 +35,26 @@ Exit codes:
   5  unknown collection or item
   6  already exists
   7  ingest finished but some files failed (each is listed)
-  8  data folder missing, not initialised or unusable"""
+  8  data folder missing, not initialised or unusable, or wrong master key
+  9  refused: no purpose stated where one is required
+  10 the audit log's hash chain is broken (the first broken entry is named)"""
 
 
-@click.group(
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES
-)
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Data folder (default: $FACESEARCH_DATA_DIR or ./facesearch-data).",
 )
+@click.option("--actor", help="Who is acting, for the audit log (default: $FACESEARCH_ACTOR or your user name).")
 @click.version_option(package_name="facesearch")
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path | None) -> None:
-    """Index photo collections you are entitled to process and find every photo of a face."""
-    ctx.obj = CliState(Settings.from_env(data_dir=data_dir))
+def cli(ctx: click.Context, data_dir: Path | None, actor: str | None) -> None:
+    """Index photo collections you are entitled to process and find every photo of a face.
+
+    Needs a master key (FACESEARCH_MASTER_KEY or FACESEARCH_MASTER_KEY_FILE): see 'facesearch key generate'.
+    """
+    ctx.obj = CliState(Settings.from_env(data_dir=data_dir, actor=actor))
 
 
 @cli.command()
@@ -112,7 +99,7 @@ def collection_create(
     """Create collection NAME."""
     spec = CollectionSpec.parse(name, purpose, lawful_basis, biometric_condition, retention)
     with state.engine() as engine:
-        info = engine.create_collection(spec)
+        info = engine.create_collection(spec, state.actor)
     emit(info, as_json, f"created collection {info.name}\n\n{_collection_text(info)}")
 
 
@@ -144,6 +131,20 @@ def collection_show(state: CliState, name: str, as_json: bool) -> None:
     emit(info, as_json, _collection_text(info))
 
 
+@collection.command("delete")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why the collection is deleted (written to the audit log).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def collection_delete(state: CliState, name: str, reason: str, yes: bool) -> None:
+    """Delete collection NAME with all its images, faces and vectors, and destroy its key."""
+    if not yes:
+        click.confirm(f"Delete collection {name!r} and everything in it, irreversibly?", abort=True)
+    with state.engine() as engine:
+        engine.delete_collection(name, state.actor, reason)
+    click.echo(f"deleted collection {name}; its key is destroyed")
+
+
 def _collection_text(info: CollectionInfo) -> str:
     return table(
         ["field", "value"],
@@ -156,6 +157,8 @@ def _collection_text(info: CollectionInfo) -> str:
             ("created", info.created_at.isoformat(timespec="seconds")),
             ("images", info.image_count),
             ("faces", info.face_count),
+            ("oldest item", info.oldest_item_at.isoformat(timespec="seconds") if info.oldest_item_at else "-"),
+            ("next purge", info.next_purge_at.isoformat(timespec="seconds") if info.next_purge_at else "-"),
         ],
     )
 
@@ -188,7 +191,7 @@ def ingest(
         raise click.BadParameter(f"{', '.join(missing)} not found; check the paths", param_hint="PATHS")
     with state.engine() as engine:
         report = engine.ingest(
-            collection_name, list(paths), workers=workers, progress=None if no_progress else BarProgress()
+            collection_name, list(paths), state.actor, workers=workers, progress=None if no_progress else BarProgress()
         )
     emit(report, as_json, _ingest_text(report))
     if report.failed:
@@ -218,11 +221,13 @@ def _ingest_text(report: IngestReport) -> str:
 )
 @click.option("--face", type=click.IntRange(min=0), help="Search only this face of the probe (numbered from 0).")
 @click.option("--collection", "collections", multiple=True, help="Search only these collections (repeatable).")
+@PURPOSE_OPTION
 @JSON_OPTION
 @pass_state
 def search(
     state: CliState,
     probe: Path,
+    purpose: str | None,
     top_k: int | None,
     threshold: float | None,
     face: int | None,
@@ -231,7 +236,15 @@ def search(
 ) -> None:
     """Find every indexed photo of the face(s) in PROBE."""
     with state.engine() as engine:
-        result = engine.search(probe, top_k=top_k, threshold=threshold, face=face, collections=collections or None)
+        result = engine.search(
+            probe,
+            state.actor,
+            purpose or state.settings.purpose,
+            top_k=top_k,
+            threshold=threshold,
+            face=face,
+            collections=collections or None,
+        )
     emit(result, as_json, _search_text(result))
 
 
@@ -252,11 +265,13 @@ def _search_text(result: SearchResult) -> str:
     type=click.FloatRange(0.0, 2.0, min_open=True, max_open=True),
     help="Largest distance that counts as a match (default 0.6).",
 )
+@PURPOSE_OPTION
 @JSON_OPTION
 @pass_state
-def verify(state: CliState, a: Path, b: Path, threshold: float | None, as_json: bool) -> None:
-    """Whether the largest face in A and the largest in B are the same person."""
-    result = FaceAnalyser(state.settings).verify(a, b, threshold=threshold)
+def verify(state: CliState, a: Path, b: Path, threshold: float | None, purpose: str | None, as_json: bool) -> None:
+    """Whether the largest face in A and the largest in B are the same person (recorded in the audit log)."""
+    with state.engine() as engine:
+        result = engine.verify(a, b, state.actor, purpose=purpose or state.settings.purpose, threshold=threshold)
     verdict = "same person" if result.match else "different people"
     emit(result, as_json, f"distance {result.distance:.4f}, threshold {result.threshold}: {verdict}")
 
@@ -313,7 +328,17 @@ def stats(state: CliState, as_json: bool) -> None:
 @pass_state
 def demo(state: CliState, samples: Path, report: Path | None, workers: int | None) -> None:
     """Index the sample gallery and search it with each sample probe (the README's first command)."""
-    run_demo(state.settings, samples, report or state.settings.data_dir / "demo-report.html", workers, click.echo)
+    run_demo(
+        state.settings,
+        state.actor,
+        samples,
+        report or state.settings.data_dir / "demo-report.html",
+        workers,
+        click.echo,
+    )
+
+
+register_accountability_commands(cli)
 
 
 def main() -> None:

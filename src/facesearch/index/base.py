@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -15,8 +14,8 @@ Vectors = npt.NDArray[np.float32]
 class VectorIndex(Protocol):
     """Templates keyed by face id. Distances are Euclidean (not squared), as dlib's threshold expects.
 
-    ``remove`` must delete vectors physically: after ``remove`` and ``save`` the removed vectors' bytes
-    are in no file the index writes (GDPR erasure), not kept as tombstones.
+    ``remove`` must delete vectors physically: after ``remove`` the removed vectors' bytes are not in
+    ``serialize()`` (GDPR erasure), not kept as tombstones.
     """
 
     dimension: int
@@ -39,6 +38,6 @@ class VectorIndex(Protocol):
         """Every id held, in no particular order."""
         ...
 
-    def save(self, path: Path, generation: int) -> None:
-        """Write the index atomically to ``path``, recording the catalog ``generation`` it reflects."""
+    def serialize(self) -> bytes:
+        """Every id and vector held, in the backend's own format (``index.files`` encrypts and writes it)."""
         ...

@@ -3,14 +3,12 @@ backends are held against, and the default up to a few hundred thousand faces pe
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import faiss
 import numpy as np
 import numpy.typing as npt
 
 from facesearch.index.base import Ids, Vectors
-from facesearch.index.files import IndexFileError, read_index_file, write_index_file
+from facesearch.index.files import IndexFileError
 
 BACKEND = "faiss-flat"
 
@@ -54,30 +52,20 @@ class FlatIndex:
     def ids(self) -> Ids:
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
-    def save(self, path: Path, generation: int) -> None:
-        payload = faiss.serialize_index(self._index).tobytes()
-        header = {
-            "backend": BACKEND,
-            "dimension": self.dimension,
-            "count": len(self),
-            "generation": generation,
-            "payload_bytes": len(payload),
-        }
-        write_index_file(path, header, payload)
+    def serialize(self) -> bytes:
+        return bytes(faiss.serialize_index(self._index).tobytes())
 
     @classmethod
-    def load(cls, path: Path) -> tuple[FlatIndex, int]:
-        """The index saved at ``path`` and the catalog generation it reflects."""
-        stored = read_index_file(path)
-        if stored.header.get("backend") != BACKEND:
-            raise IndexFileError(f"{path} holds a {stored.header.get('backend')!r} index, not {BACKEND!r}")
+    def deserialize(cls, payload: bytes, dimension: int) -> FlatIndex:
         try:
-            raw = faiss.deserialize_index(np.frombuffer(stored.payload, dtype=np.uint8))
+            raw = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
         except RuntimeError as exc:
-            raise IndexFileError(f"{path} cannot be read by faiss ({exc})") from None
-        if not isinstance(raw, faiss.IndexIDMap2):
-            raise IndexFileError(f"{path} holds a {type(raw).__name__}, not an id-mapped flat index")
-        return cls(int(stored.header["dimension"]), raw), stored.generation
+            raise IndexFileError(f"index bytes cannot be read by faiss ({exc})") from None
+        if not isinstance(raw, faiss.IndexIDMap2) or raw.d != dimension:
+            raise IndexFileError(
+                f"index holds a {type(raw).__name__} of {raw.d} dimensions, not {BACKEND} of {dimension}"
+            )
+        return cls(dimension, raw)
 
 
 def _as_matrix(vectors: Vectors, dimension: int) -> npt.NDArray[np.float32]:
