@@ -73,7 +73,7 @@ def test_failed_files_give_exit_code_7_and_a_listed_reason(data_dir: Path) -> No
         (["search", FIXTURES / "corrupt" / "truncated.jpg", "--purpose", "case 1"], 3, "truncated"),
         (["search", FIXTURES / "rotated" / "exif6.jpg"], 9, "needs a stated purpose"),
         (["ingest", "nope", FIXTURES / "noface"], 5, "collection 'nope' does not exist"),
-        (["ingest", "news", "nowhere/"], 2, "nowhere/ not found"),
+        (["ingest", "news", "nowhere/"], 2, "nowhere not found"),
         (["search", FIXTURES / "noface" / "banana.jpg", "--purpose", "case 1"], 4, "no face found"),
         (["search", FIXTURES / "rotated" / "exif6.jpg", "--top-k", "0", "--purpose", "case 1"], 2, "--top-k"),
         (CREATE, 6, "already exists"),

@@ -7,7 +7,7 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
@@ -223,27 +223,26 @@ class Engine:
                 yield task_for(path, self.settings)
 
         batch: list[NewImage] = []
-        failed_in_batch = 0
+        audited_failures = 0
         try:
             for outcome in run_tasks(tasks(), workers or self.settings.worker_count):
-                failed_in_batch += self._collect(outcome, batch, report)
+                self._collect(outcome, batch, report)
                 progress.advance(outcome.path)
                 if len(batch) >= self.settings.ingest_batch_size:
-                    self._write(collection_id, collection, batch, protected, report, actor, failed_in_batch)
-                    failed_in_batch = 0
-            self._write(collection_id, collection, batch, protected, report, actor, failed_in_batch)
+                    self._write(collection_id, collection, batch, protected, report, actor, audited_failures)
+                    audited_failures = len(report.failed)
+            self._write(collection_id, collection, batch, protected, report, actor, audited_failures)
         finally:
             self.indexes.save()
             progress.finish()
             report.seconds = time.perf_counter() - started
         return report
 
-    def _collect(self, outcome: FileOutcome, batch: list[NewImage], report: IngestReport) -> int:
+    def _collect(self, outcome: FileOutcome, batch: list[NewImage], report: IngestReport) -> None:
         if outcome.image is None:
             report.failed.append(FailedFile(str(outcome.path), outcome.error or "unknown error"))
-            return 1
-        batch.append(outcome.image)
-        return 0
+        else:
+            batch.append(outcome.image)
 
     def _write(
         self,
@@ -253,8 +252,10 @@ class Engine:
         protected: np.ndarray,
         report: IngestReport,
         actor: Actor,
-        failed: int,
+        audited_failures: int,
     ) -> None:
+        """Write a batch with its audit entries: failures since ``audited_failures`` are recorded with it."""
+        failed = len(report.failed) - audited_failures
         if not batch and not failed:
             return
         kept, skips = _without_objectors(batch, protected, self.settings.match_threshold)
@@ -487,7 +488,7 @@ def _without_objectors(
         faces = [face for face in image.faces if not (face_distance(protected, face.embedding) <= threshold).any()]
         if len(faces) < len(image.faces):
             skips.append((image.source_path, len(image.faces) - len(faces)))
-        kept.append(NewImage(**{**asdict(image), "faces": faces}) if len(faces) < len(image.faces) else image)
+        kept.append(replace(image, faces=faces) if len(faces) < len(image.faces) else image)
     return kept, skips
 
 

@@ -75,7 +75,7 @@ class Settings:
             raise InvalidValueError(f"setting upsample_max_pixels must be 0 or more, got {self.upsample_max_pixels}")
         if not 0.0 < self.match_threshold < 2.0:
             raise InvalidValueError(
-                f"setting match_threshold must be between 0 and 2 (distances of unit templates), "
+                f"setting match_threshold must be between 0 and 2 (dlib's distances lie well inside), "
                 f"got {self.match_threshold}"
             )
 
