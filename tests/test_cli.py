@@ -126,9 +126,14 @@ def test_collection_list_show_and_stats_as_json(data_dir: Path) -> None:
     assert stats["collections"][0]["name"] == "news"
 
 
-def test_demo_indexes_the_samples_and_writes_a_report(tmp_path: Path) -> None:
+def test_demo_indexes_the_samples_and_finds_each_probes_person(tmp_path: Path) -> None:
     result = facesearch(tmp_path / "demo", "demo", "--samples", SAMPLES, "--workers", "2")
     assert result.returncode == 0, result.stderr
-    assert "match(es)" in result.stdout
+    blocks = [block.strip().splitlines() for block in result.stdout.split("\n\n") if "match(es)" in block]
+    assert len(blocks) == len(list((SAMPLES / "probes").iterdir()))
+    for header, *matches in blocks:
+        person = header.split(".")[0]  # probes are named after the person: bbt_howard.png
+        assert matches, f"no match for {person}"
+        assert all(person in Path(line.split()[1]).name for line in matches), (person, matches)
     report = (tmp_path / "demo" / "demo-report.html").read_text()
-    assert report.count("<figure class='match'>") >= 2
+    assert report.count("<figure class='match'>") == sum(len(block) - 1 for block in blocks)

@@ -46,7 +46,6 @@ def test_access_reports_are_exact_across_collections_and_mostly_the_right_person
     engine.ingest("news", gallery[0::2], ACTOR, workers=2)
     engine.ingest("archive", gallery[1::2], ACTOR, workers=2)
     templates = {path.name: largest_face(path) for path in gallery}
-    owner = {path.name: identity for identity, paths in people.items() for path in paths[1:]}
 
     rights = SubjectRights(engine)
     true_positive = false_positive = false_negative = 0

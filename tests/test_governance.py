@@ -49,4 +49,10 @@ def test_each_required_statement_is_validated(field: str, value: str, message: s
     }
     values[field] = value
     with pytest.raises(InvalidValueError, match=message):
-        CollectionSpec.parse(**values)
+        CollectionSpec.parse(
+            values["name"],
+            values["purpose"],
+            values["lawful_basis"],
+            values["biometric_condition"],
+            values["retention"],
+        )

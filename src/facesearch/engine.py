@@ -36,7 +36,7 @@ from facesearch.files import count_image_files, iter_image_files
 from facesearch.governance import CollectionSpec
 from facesearch.imaging import read_image_file
 from facesearch.ingest import FileOutcome, FileTask, Progress, run_tasks, task_for
-from facesearch.models.registry import ModelSet, shared_models
+from facesearch.models.registry import shared_models
 from facesearch.records import AnalysedFace
 from facesearch.results import (
     CollectionInfo,
@@ -83,14 +83,13 @@ class Engine:
         catalog: Catalog,
         master_key: MasterKey,
         *,
-        models: ModelSet | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.master_key = master_key
         self.clock = clock
-        self.models = models or shared_models()
+        self.models = shared_models()  # ingest workers load the same default models in their own processes
         self.analyser = FaceAnalyser(settings, self.models)
         self.indexes = CollectionIndexes(catalog, settings.index_dir, EMBEDDING_DIMENSION, self.cipher)
         self._ciphers: dict[int, CollectionCipher] = {}

@@ -75,6 +75,8 @@ class CollectionSpec:
     lawful_basis: LawfulBasis
     biometric_condition: BiometricCondition
     retention_days: int
+    people_allowed: bool = False
+    """Whether the purpose allows grouping the collection's faces into people (clustering)."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -92,7 +94,13 @@ class CollectionSpec:
 
     @classmethod
     def parse(
-        cls, name: str, purpose: str, lawful_basis: str, biometric_condition: str, retention: str
+        cls,
+        name: str,
+        purpose: str,
+        lawful_basis: str,
+        biometric_condition: str,
+        retention: str,
+        people_allowed: bool = False,
     ) -> CollectionSpec:
         return cls(
             name=name,
@@ -100,4 +108,5 @@ class CollectionSpec:
             lawful_basis=parse_choice(LawfulBasis, lawful_basis, "lawful basis"),
             biometric_condition=parse_choice(BiometricCondition, biometric_condition, "biometric condition"),
             retention_days=parse_retention(retention),
+            people_allowed=people_allowed,
         )

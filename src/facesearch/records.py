@@ -60,6 +60,8 @@ class AnalysedFace:
 
     detection: DetectedFace
     embedding: Embedding = field(repr=False)
+    sharpness: float = 0.0
+    """Variance of the Laplacian of the aligned grey chip: low for blurred or upscaled tiny faces."""
 
 
 @dataclass(frozen=True)

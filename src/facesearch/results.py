@@ -35,6 +35,7 @@ class CollectionInfo:
     image_count: int
     face_count: int
     oldest_item_at: datetime | None = None
+    people_allowed: bool = False
 
     @property
     def next_purge_at(self) -> datetime | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 SCHEMA_VERSION = 1
@@ -33,6 +33,8 @@ class CollectionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     """The collection's AES key, encrypted by the master key. Deleting it shreds the collection."""
+    people_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether the collection's declared purpose allows grouping its faces into people."""
     index_generation: Mapped[int] = mapped_column(Integer, default=0)
     """Bumped in the same transaction as every change to this collection's faces; the vector index
     records the generation it reflects, so a mismatch on open means a crash came between the two."""
@@ -74,6 +76,10 @@ class FaceRow(Base):
     score: Mapped[float] = mapped_column(Float)
     landmarks: Mapped[list[list[float]]] = mapped_column(JSON)
     rotation: Mapped[int] = mapped_column(Integer, default=0)
+    sharpness: Mapped[float] = mapped_column(Float, default=0.0)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    person_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Set when a person placed this face (merge, split): clustering never moves it."""
     embedder: Mapped[str] = mapped_column(String(32))
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     """The template, AES-GCM encrypted with the collection key: the vector index is rebuilt from these."""
@@ -126,3 +132,16 @@ class ProtectedTemplateRow(Base):
     recorded_by: Mapped[str] = mapped_column(String(200))
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     """Encrypted with the objections key (wrapped by the master key, in ``meta``)."""
+
+
+class PersonRow(Base):
+    """A group of faces the clustering (or a person correcting it) says belong to one individual.
+    A name here is a label, not an enrolment: enrolled subjects need their own consent record."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

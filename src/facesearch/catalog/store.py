@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, create_engine, delete, event, func, select, text
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +25,7 @@ from facesearch.catalog.schema import (
     FaceRow,
     ImageRow,
     MetaRow,
+    PersonRow,
     ProtectedTemplateRow,
 )
 from facesearch.errors import ConflictError, DataFolderError, NotFoundError
@@ -120,6 +121,10 @@ class Catalog:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.audit = AuditLog(self._sessions)
 
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self._sessions
+
     @classmethod
     def create(cls, url: str) -> Catalog:
         engine = open_database(url)
@@ -180,6 +185,7 @@ class Catalog:
             retention_days=spec.retention_days,
             created_at=datetime.now(UTC),
             wrapped_key=wrapped_key,
+            people_allowed=spec.people_allowed,
             index_generation=0,
         )
         try:
@@ -203,6 +209,19 @@ class Catalog:
             session.delete(row)
             self.audit.append(session, audit)
         return collection_id
+
+    def set_people_allowed(self, name: str, allowed: bool, audit: Event) -> None:
+        with self._sessions.begin() as session:
+            row = session.scalar(select(CollectionRow).where(CollectionRow.name == name))
+            if row is None:
+                raise NotFoundError(f"collection {name!r} does not exist; see 'facesearch collection list'")
+            row.people_allowed = allowed
+            if not allowed:  # withdrawing the purpose withdraws the grouping made under it
+                session.execute(
+                    update(FaceRow).where(FaceRow.collection_id == row.id).values(person_id=None, person_locked=False)
+                )
+                session.execute(delete(PersonRow).where(PersonRow.collection_id == row.id))
+            self.audit.append(session, audit)
 
     def collection_id(self, name: str) -> int:
         with self._sessions() as session:
@@ -250,6 +269,7 @@ class Catalog:
                     image_count=images.get(row.id, 0),
                     face_count=faces.get(row.id, 0),
                     oldest_item_at=oldest.get(row.id),
+                    people_allowed=row.people_allowed,
                 )
                 for row in rows
             ]
@@ -352,6 +372,8 @@ class Catalog:
             removed = [face.id for image in images for face in image.faces]
             for image in images:
                 session.delete(image)
+            session.flush()
+            drop_empty_people(session, [collection_id])
             if removed:
                 collection.index_generation += 1
             if audit is not None:
@@ -386,6 +408,7 @@ class Catalog:
                 else:
                     images_removed[image.collection_id] = images_removed.get(image.collection_id, 0) + 1
                     session.delete(image)
+            drop_empty_people(session, list(by_collection))
             names = {}
             generations = {}
             for collection_id in by_collection:
@@ -519,6 +542,15 @@ class Catalog:
             return list(session.scalars(select(ProtectedTemplateRow.embedding).order_by(ProtectedTemplateRow.id)))
 
 
+def drop_empty_people(session: Session, collection_ids: Sequence[int]) -> int:
+    """Delete the people (with their names) left without faces: erasure and retention win over grouping."""
+    occupied = select(FaceRow.person_id).where(FaceRow.person_id.is_not(None))
+    result = session.execute(
+        delete(PersonRow).where(PersonRow.collection_id.in_(collection_ids), PersonRow.id.not_in(occupied))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def _face_row(collection_id: int, face: AnalysedFace, embedder: str, seal: Seal) -> FaceRow:
     detection = face.detection
     return FaceRow(
@@ -530,6 +562,7 @@ def _face_row(collection_id: int, face: AnalysedFace, embedder: str, seal: Seal)
         score=detection.score,
         landmarks=[list(point) for point in detection.landmarks],
         rotation=detection.rotation,
+        sharpness=face.sharpness,
         embedder=embedder,
         embedding=seal(face.embedding),
     )

@@ -1,0 +1,1 @@
+"""Benchmarks on the dev set (see bench/README.md); a package so that tests can reuse their code."""
