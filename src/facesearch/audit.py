@@ -63,6 +63,7 @@ class Action(StrEnum):
     OBJECTION = "objection"
     OBJECTION_SKIP = "objection-skip"
     CONFIGURATION = "configuration"
+    PEOPLE = "people"
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,21 @@ class ConfigurationEvent(Event):
     action = Action.CONFIGURATION
     change: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PeopleEvent(Event):
+    """A clustering run or a correction (name, hide, merge, split): ids and counts, never a name."""
+
+    action = Action.PEOPLE
+    change: str = ""
+    person_id: int = 0
+    other_person_id: int = 0
+    faces: int = 0
+    faces_moved: int = 0
+    people_created: int = 0
+    people_dropped: int = 0
+    low_quality: int = 0
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,15 @@ class Engine:
         self.indexes.drop(collection_id)
         self.catalog.shred_deleted_bytes()
 
+    def set_people_allowed(self, name: str, allowed: bool, actor: Actor, reason: str) -> CollectionInfo:
+        """Record whether the collection's purpose allows grouping faces into people. Withdrawing it
+        deletes the people (and names) made under it."""
+        stated = require_purpose(reason, "change of a collection's purpose")
+        change = "people-grouping-allowed" if allowed else "people-grouping-withdrawn"
+        event = ConfigurationEvent(actor=actor, purpose=stated, collection=name, change=change)
+        self.catalog.set_people_allowed(name, allowed, event)
+        return self.collection(name)
+
     def collections(self) -> list[CollectionInfo]:
         return self.catalog.collections()
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from facesearch.rights import AccessReport
 
 THUMBNAIL_SIDE = 128
-_STYLE = """
+STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
 h2{margin-top:2rem} .grid{display:flex;flex-wrap:wrap;gap:.75rem}
 figure{margin:0;width:140px;font-size:.8rem;word-break:break-all}
@@ -47,7 +47,7 @@ def render_search_report(searches: Sequence[tuple[Path, SearchResult]], title: s
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
     ]
     for probe_path, result in searches:
         for probe in result.results:
@@ -91,7 +91,7 @@ def render_access_report(report: AccessReport) -> str:
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Subject access report</title>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<style>{_STYLE} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:.3rem;"
+        f"<style>{STYLE} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:.3rem;"
         "text-align:left;vertical-align:top}</style></head><body>"
         "<h1>Subject access report</h1>"
         f"<p>Request {html.escape(report.reference)}, answered {report.generated_at.isoformat(timespec='seconds')}. "

@@ -16,6 +16,7 @@ from facesearch.analysis import FaceAnalyser
 from facesearch.cli.accountability import register_accountability_commands
 from facesearch.cli.demo import run_demo
 from facesearch.cli.draw import draw_faces
+from facesearch.cli.people import people
 from facesearch.cli.progress import BarProgress
 from facesearch.cli.render import emit, table
 from facesearch.cli.state import EXISTING_FILE, JSON_OPTION, PURPOSE_OPTION, CliState, pass_state
@@ -91,13 +92,21 @@ def collection() -> None:
     help="GDPR Art. 9(2) condition for processing biometric data.",
 )
 @click.option("--retention", required=True, help="How long faces are kept: e.g. 90d, 12w, 6m, 2y.")
+@click.option("--allow-people", is_flag=True, help="The purpose allows grouping the faces into people.")
 @JSON_OPTION
 @pass_state
 def collection_create(
-    state: CliState, name: str, purpose: str, lawful_basis: str, biometric_condition: str, retention: str, as_json: bool
+    state: CliState,
+    name: str,
+    purpose: str,
+    lawful_basis: str,
+    biometric_condition: str,
+    retention: str,
+    allow_people: bool,
+    as_json: bool,
 ) -> None:
     """Create collection NAME."""
-    spec = CollectionSpec.parse(name, purpose, lawful_basis, biometric_condition, retention)
+    spec = CollectionSpec.parse(name, purpose, lawful_basis, biometric_condition, retention, allow_people)
     with state.engine() as engine:
         info = engine.create_collection(spec, state.actor)
     emit(info, as_json, f"created collection {info.name}\n\n{_collection_text(info)}")
@@ -131,6 +140,19 @@ def collection_show(state: CliState, name: str, as_json: bool) -> None:
     emit(info, as_json, _collection_text(info))
 
 
+@collection.command("set")
+@click.argument("name")
+@click.option("--allow-people/--forbid-people", required=True, help="Whether the purpose allows grouping into people.")
+@click.option("--reason", required=True, help="Why the declaration changes (written to the audit log).")
+@JSON_OPTION
+@pass_state
+def collection_set(state: CliState, name: str, allow_people: bool, reason: str, as_json: bool) -> None:
+    """Change what collection NAME's purpose allows (withdrawing grouping deletes its people)."""
+    with state.engine() as engine:
+        info = engine.set_people_allowed(name, allow_people, state.actor, reason)
+    emit(info, as_json, _collection_text(info))
+
+
 @collection.command("delete")
 @click.argument("name")
 @click.option("--reason", required=True, help="Why the collection is deleted (written to the audit log).")
@@ -154,6 +176,7 @@ def _collection_text(info: CollectionInfo) -> str:
             ("lawful basis", info.lawful_basis),
             ("biometric condition", info.biometric_condition),
             ("retention", f"{info.retention_days} days"),
+            ("people grouping", "allowed" if info.people_allowed else "not allowed"),
             ("created", info.created_at.isoformat(timespec="seconds")),
             ("images", info.image_count),
             ("faces", info.face_count),
@@ -339,6 +362,7 @@ def demo(state: CliState, samples: Path, report: Path | None, workers: int | Non
 
 
 register_accountability_commands(cli)
+cli.add_command(people)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""People: grouping faces into individuals, and the corrections people make to it."""
