@@ -459,6 +459,8 @@ def _fingerprint(settings: Settings) -> dict[str, Any]:
     return {
         "facesearch": facesearch.__version__,
         "upsample_max_pixels": settings.upsample_max_pixels,
+        "upsample_target_side": settings.upsample_target_side,
+        "pipeline": "adaptive-upsample, tight-crop retry v2",
         "detect_max_side": settings.detect_max_side,
         "detection_threshold": settings.detection_threshold,
         "try_rotations": settings.try_rotations,

@@ -3,47 +3,46 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from functools import cache
+from typing import Any, TypeVar
 
 from facesearch.models.base import FaceDetector, FaceEmbedder, LandmarkModel
 
+_Model = TypeVar("_Model")
 
-@dataclass
+
 class ModelSet:
     """The detector, landmark model and embedder, each created on first use under a lock."""
 
-    _detector: FaceDetector | None = None
-    _landmarks: LandmarkModel | None = None
-    _embedder: FaceEmbedder | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self) -> None:
+        self._loaded: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     @property
     def detector(self) -> FaceDetector:
-        with self._lock:
-            if self._detector is None:
-                from facesearch.models.dlib_models import DlibHogDetector
+        from facesearch.models.dlib_models import DlibHogDetector
 
-                self._detector = DlibHogDetector()
-            return self._detector
+        return self._get("detector", DlibHogDetector)
 
     @property
     def landmarks(self) -> LandmarkModel:
-        with self._lock:
-            if self._landmarks is None:
-                from facesearch.models.dlib_models import DlibFivePointLandmarks
+        from facesearch.models.dlib_models import DlibFivePointLandmarks
 
-                self._landmarks = DlibFivePointLandmarks()
-            return self._landmarks
+        return self._get("landmarks", DlibFivePointLandmarks)
 
     @property
     def embedder(self) -> FaceEmbedder:
-        with self._lock:
-            if self._embedder is None:
-                from facesearch.models.dlib_models import DlibResNetEmbedder
+        from facesearch.models.dlib_models import DlibResNetEmbedder
 
-                self._embedder = DlibResNetEmbedder()
-            return self._embedder
+        return self._get("embedder", DlibResNetEmbedder)
+
+    def _get(self, role: str, factory: Callable[[], _Model]) -> _Model:
+        with self._lock:
+            if role not in self._loaded:
+                self._loaded[role] = factory()
+            model: _Model = self._loaded[role]
+            return model
 
 
 @cache
