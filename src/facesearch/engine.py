@@ -4,10 +4,9 @@ the catalog, the keys, the vector indexes and the models, and records every acti
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
@@ -28,14 +27,14 @@ from facesearch.audit import (
     SearchEvent,
     VerifyEvent,
 )
-from facesearch.catalog.store import Catalog, NewImage
+from facesearch.catalog.store import Catalog, NewImage, peek_sqlite_meta
 from facesearch.consistency import CollectionIndexes
-from facesearch.distance import face_distance, is_match
+from facesearch.distance import is_match
 from facesearch.errors import DataFolderError, ImageError, InvalidValueError, RefusedError
 from facesearch.files import count_image_files, iter_image_files
 from facesearch.governance import CollectionSpec
 from facesearch.imaging import read_image_file
-from facesearch.ingest import FileOutcome, FileTask, Progress, run_tasks, task_for
+from facesearch.ingest import FileOutcome, FileTask, Progress, run_tasks, task_for, without_objectors
 from facesearch.models.registry import shared_models
 from facesearch.records import AnalysedFace
 from facesearch.results import (
@@ -266,7 +265,7 @@ class Engine:
         failed = len(report.failed) - audited_failures
         if not batch and not failed:
             return
-        kept, skips = _without_objectors(batch, protected, self.settings.match_threshold)
+        kept, skips = without_objectors(batch, protected, self.settings.match_threshold)
         events: list[Event] = [
             ObjectionSkipEvent(actor=actor, collection=collection, source_path=path, faces_skipped=count)
             for path, count in skips
@@ -484,43 +483,20 @@ def _purge_event(actor: Actor, collection: str, cutoff: datetime, automatic: boo
     return event
 
 
-def _without_objectors(
-    batch: Sequence[NewImage], protected: np.ndarray, threshold: float
-) -> tuple[list[NewImage], list[tuple[str, int]]]:
-    """The batch without faces that match a protected template, and (source, faces skipped) per image."""
-    if not len(protected):
-        return list(batch), []
-    kept: list[NewImage] = []
-    skips: list[tuple[str, int]] = []
-    for image in batch:
-        faces = [face for face in image.faces if not (face_distance(protected, face.embedding) <= threshold).any()]
-        if len(faces) < len(image.faces):
-            skips.append((image.source_path, len(image.faces) - len(faces)))
-        kept.append(replace(image, faces=faces) if len(faces) < len(image.faces) else image)
-    return kept, skips
-
-
 def _sha256(image: ImageSource) -> str:
     data = image.read_bytes() if isinstance(image, Path) else image
     return hashlib.sha256(data).hexdigest()
 
 
 def _check_key_before_opening(settings: Settings, master_key: MasterKey) -> None:
-    """Check the master key against a SQLite catalog without opening it for writing (no WAL or lock files
-    are created), so that a wrong key leaves the data folder exactly as it was."""
+    """Check the master key against a SQLite catalog before opening it for writing, so that a wrong key
+    leaves the data folder exactly as it was."""
     path = settings.data_dir / "catalog.sqlite3"
     if settings.database_url or not path.exists():
         return
-    try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
-        try:
-            row = connection.execute("SELECT value FROM meta WHERE key = ?", (KEY_CHECK,)).fetchone()
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return  # not readable this way (e.g. mid-write); the regular open checks again
-    if row is not None:
-        master_key.verify(bytes.fromhex(row[0]))
+    check = peek_sqlite_meta(path, KEY_CHECK)
+    if check is not None:
+        master_key.verify(bytes.fromhex(check))
 
 
 def _redact(url: str) -> str:

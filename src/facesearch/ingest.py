@@ -9,12 +9,16 @@ skips it (content ids are checked before any work is done).
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from facesearch.catalog.store import NewImage
+from facesearch.distance import face_distance
 from facesearch.errors import FacesearchError
 from facesearch.imaging import decode_image, read_image_file
 from facesearch.models.registry import shared_models
@@ -106,3 +110,19 @@ class Progress:
 
     def finish(self) -> None:
         """Called once at the end, also after an error."""
+
+
+def without_objectors(
+    batch: Sequence[NewImage], protected: npt.NDArray[np.float32], threshold: float
+) -> tuple[list[NewImage], list[tuple[str, int]]]:
+    """The batch without faces that match a protected template, and (source, faces skipped) per image."""
+    if not len(protected):
+        return list(batch), []
+    kept: list[NewImage] = []
+    skips: list[tuple[str, int]] = []
+    for image in batch:
+        faces = [face for face in image.faces if not (face_distance(protected, face.embedding) <= threshold).any()]
+        if len(faces) < len(image.faces):
+            skips.append((image.source_path, len(image.faces) - len(faces)))
+        kept.append(replace(image, faces=faces) if len(faces) < len(image.faces) else image)
+    return kept, skips

@@ -4,10 +4,12 @@ sealed and leave sealed: see ``facesearch.vault``)."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,6 +98,20 @@ class ErasureReceipt:
     images_removed: int
     by_collection: dict[str, int] = field(default_factory=dict)
     face_ids: list[int] = field(default_factory=list)
+
+
+def peek_sqlite_meta(path: Path, key: str) -> str | None:
+    """A value from a SQLite catalog's meta table, read without creating WAL or lock files (immutable,
+    read-only): for checks that must change nothing. None when absent or not readable this way."""
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        try:
+            row = connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
 
 
 def open_database(url: str) -> Engine:
