@@ -59,8 +59,8 @@ class FaceAnalyser:
     def verify(self, a: ImageSource, b: ImageSource, *, threshold: float | None = None) -> Verification:
         """Whether the largest face in ``a`` and the largest in ``b`` are the same person."""
         limit = self.threshold(threshold)
-        _, faces_a = self.analyse_or_fail(a)
-        _, faces_b = self.analyse_or_fail(b)
+        loaded_a, faces_a = self.analyse_or_fail(a)
+        loaded_b, faces_b = self.analyse_or_fail(b)
         face_a = max(faces_a, key=lambda f: f.detection.box.area)
         face_b = max(faces_b, key=lambda f: f.detection.box.area)
         distance = float(face_distance(face_a.embedding, face_b.embedding)[0])
@@ -72,6 +72,8 @@ class FaceAnalyser:
             faces_in_b=len(faces_b),
             box_a=face_a.detection.box,
             box_b=face_b.detection.box,
+            a_sha256=loaded_a.content_id,
+            b_sha256=loaded_b.content_id,
         )
 
     def threshold(self, threshold: float | None) -> float:

@@ -3,7 +3,6 @@ the catalog, the keys, the vector indexes and the models, and records every acti
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
@@ -13,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 import numpy as np
+import numpy.typing as npt
 
 from facesearch.analysis import FaceAnalyser, ImageSource
 from facesearch.audit import (
@@ -256,7 +256,7 @@ class Engine:
         collection_id: int,
         collection: str,
         batch: list[NewImage],
-        protected: np.ndarray,
+        protected: npt.NDArray[np.float32],
         report: IngestReport,
         actor: Actor,
         audited_failures: int,
@@ -290,7 +290,7 @@ class Engine:
         report.faces_skipped_by_objection += sum(count for _, count in skips)
         batch.clear()
 
-    def _protected_templates(self) -> np.ndarray:
+    def _protected_templates(self) -> npt.NDArray[np.float32]:
         sealed = self.catalog.protected_templates()
         if not sealed:
             return np.zeros((0, EMBEDDING_DIMENSION), dtype=np.float32)
@@ -344,8 +344,8 @@ class Engine:
             VerifyEvent(
                 actor=actor,
                 purpose=purpose,
-                a_sha256=_sha256(a),
-                b_sha256=_sha256(b),
+                a_sha256=result.a_sha256,
+                b_sha256=result.b_sha256,
                 distance=result.distance,
                 match=result.match,
             )
@@ -481,11 +481,6 @@ def _purge_event(actor: Actor, collection: str, cutoff: datetime, automatic: boo
         )
 
     return event
-
-
-def _sha256(image: ImageSource) -> str:
-    data = image.read_bytes() if isinstance(image, Path) else image
-    return hashlib.sha256(data).hexdigest()
 
 
 def _check_key_before_opening(settings: Settings, master_key: MasterKey) -> None:

@@ -91,6 +91,8 @@ class Verification:
     faces_in_b: int
     box_a: Box
     box_b: Box
+    a_sha256: str = ""
+    b_sha256: str = ""
 
 
 @dataclass(frozen=True)
