@@ -76,5 +76,13 @@ class RefusedError(FacesearchError):
     code = "refused"
 
 
+class UnauthorizedError(FacesearchError):
+    """No credentials, or credentials that are wrong, revoked or not allowed to do this."""
+
+    exit_code = 11
+    http_status = 401
+    code = "unauthorized"
+
+
 # Exit code 7 is the CLI's "ingest finished, but some files failed" (see cli/main.py); it is not an error.
 INGEST_PARTIAL_EXIT_CODE = 7

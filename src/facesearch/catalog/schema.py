@@ -145,3 +145,22 @@ class PersonRow(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKeyRow(Base):
+    """An API key: only its sha256 is stored; the key itself is shown once, when it is created."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    """The key's public part, to find its row without comparing secrets."""
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    """Declared purpose, written into the audit entry of every search made with the key."""
+    collections: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """For ingest keys: the collections it may add to (empty: none)."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -268,7 +268,7 @@ class Catalog:
             images = _count_by(session, ImageRow.collection_id)
             faces = _count_by(session, FaceRow.collection_id)
             oldest = {
-                int(key): _utc(value)
+                int(key): as_utc(value)
                 for key, value in session.execute(
                     select(ImageRow.collection_id, func.min(ImageRow.ingested_at)).group_by(ImageRow.collection_id)
                 )
@@ -281,7 +281,7 @@ class Catalog:
                     lawful_basis=row.lawful_basis,
                     biometric_condition=row.biometric_condition,
                     retention_days=row.retention_days,
-                    created_at=_utc(row.created_at),
+                    created_at=as_utc(row.created_at),
                     image_count=images.get(row.id, 0),
                     face_count=faces.get(row.id, 0),
                     oldest_item_at=oldest.get(row.id),
@@ -521,7 +521,7 @@ class Catalog:
                     image_path=image.source_path,
                     content_id=image.content_id,
                     box=Box(face.left, face.top, face.right, face.bottom),
-                    ingested_at=_utc(image.ingested_at),
+                    ingested_at=as_utc(image.ingested_at),
                 )
                 for face, image, collection in session.execute(query).all()
             }
@@ -589,6 +589,6 @@ def _count_by(session: Session, column: Any) -> dict[int, int]:
     return {int(key): int(count) for key, count in session.execute(query)}
 
 
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     """SQLite drops the zone on the way back; every stored time is UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

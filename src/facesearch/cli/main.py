@@ -16,6 +16,7 @@ from facesearch.analysis import FaceAnalyser
 from facesearch.cli.accountability import register_accountability_commands
 from facesearch.cli.demo import run_demo
 from facesearch.cli.draw import draw_faces
+from facesearch.cli.keys import keys
 from facesearch.cli.people import people
 from facesearch.cli.progress import BarProgress
 from facesearch.cli.render import emit, table
@@ -38,7 +39,8 @@ Exit codes:
   7  ingest finished but some files failed (each is listed)
   8  data folder missing, not initialised or unusable, or wrong master key
   9  refused: no purpose stated where one is required
-  10 the audit log's hash chain is broken (the first broken entry is named)"""
+  10 the audit log's hash chain is broken (the first broken entry is named)
+  11 invalid or revoked API key"""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)
@@ -363,6 +365,7 @@ def demo(state: CliState, samples: Path, report: Path | None, workers: int | Non
 
 register_accountability_commands(cli)
 cli.add_command(people)
+cli.add_command(keys)
 
 
 def main() -> None:
