@@ -103,10 +103,11 @@ def run(size: int, same_mean: float, different_mean: float) -> tuple[float, floa
                     "JPEG",
                     1000,
                     [AnalysedFace(DetectedFace(Box(50, 50, 150, 150), 1.5, ((0.0, 0.0),) * 5), vectors[i], 100.0)],
+                    "synthetic",
                 )
                 for i in range(start, min(size, start + 5000))
             ]
-            added = engine.catalog.add_images(collection_id, batch, "synthetic", seal)
+            added = engine.catalog.add_images(collection_id, batch, seal)
             engine.indexes.add(collection_id, added.ids, added.embeddings, added.generation)
         load_seconds = time.perf_counter() - started
         service = People(engine)

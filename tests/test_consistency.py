@@ -24,13 +24,13 @@ def synthetic_image(number: int, faces: int = 2) -> NewImage:
         vector = rng.normal(size=128).astype(np.float32)
         detection = DetectedFace(Box(0, 0, 10, 10), 1.0, ((1.0, 1.0),) * 5)
         analysed.append(AnalysedFace(detection, vector / np.linalg.norm(vector)))
-    return NewImage(f"{number:064x}", f"/photos/{number}.jpg", 10, 10, "JPEG", 100, analysed)
+    return NewImage(f"{number:064x}", f"/photos/{number}.jpg", 10, 10, "JPEG", 100, analysed, "synthetic")
 
 
 def write_batch(engine: Engine, numbers: range, *, update_index: bool) -> None:
     collection_id = engine.catalog.collection_id("news")
     seal = engine.cipher(collection_id).seal_template
-    added = engine.catalog.add_images(collection_id, [synthetic_image(n) for n in numbers], "test", seal)
+    added = engine.catalog.add_images(collection_id, [synthetic_image(n) for n in numbers], seal)
     if update_index:
         engine.indexes.add(collection_id, added.ids, added.embeddings, added.generation)
 

@@ -282,7 +282,7 @@ class Engine:
             )
         )
         seal = self.cipher(collection_id).seal_template
-        added = self.catalog.add_images(collection_id, kept, self.models.embedder.name, seal, events)
+        added = self.catalog.add_images(collection_id, kept, seal, events)
         self.indexes.add(collection_id, added.ids, added.embeddings, added.generation)
         report.images_added += len(kept)
         report.faces_added += len(added.ids)

@@ -59,7 +59,8 @@ def analyse_file(task: FileTask) -> FileOutcome:
     try:
         data = read_image_file(task.path, task.max_bytes)
         loaded = decode_image(data, name=str(task.path), max_pixels=task.max_pixels, max_side=task.max_side)
-        faces = analyse_image(loaded, shared_models(), task.detection)
+        models = shared_models()
+        faces = analyse_image(loaded, models, task.detection)
     except FacesearchError as problem:
         return FileOutcome(task.path, None, problem.message)
     except Exception as exc:  # one bad file must not stop the others; the reason is reported
@@ -72,6 +73,7 @@ def analyse_file(task: FileTask) -> FileOutcome:
         format=loaded.format,
         byte_size=loaded.byte_size,
         faces=faces,
+        embedder=models.embedder.name,
     )
     return FileOutcome(task.path, image, None)
 

@@ -50,6 +50,8 @@ class NewImage:
     format: str
     byte_size: int
     faces: Sequence[AnalysedFace]
+    embedder: str
+    """Name of the model that made the templates (stored with each face)."""
 
 
 @dataclass(frozen=True)
@@ -305,7 +307,7 @@ class Catalog:
         return found is not None
 
     def add_images(
-        self, collection_id: int, images: Iterable[NewImage], embedder: str, seal: Seal, audit: Sequence[Event] = ()
+        self, collection_id: int, images: Iterable[NewImage], seal: Seal, audit: Sequence[Event] = ()
     ) -> AddedFaces:
         """Write ``images`` and their (sealed) templates in one transaction; content already held is skipped."""
         now = datetime.now(UTC)
@@ -334,7 +336,7 @@ class Catalog:
                     ingested_at=now,
                 )
                 for face in image.faces:
-                    row = _face_row(collection_id, face, embedder, seal)
+                    row = _face_row(collection_id, face, image.embedder, seal)
                     image_row.faces.append(row)
                     face_rows.append(row)
                     vectors.append(np.asarray(face.embedding, dtype=np.float32))
