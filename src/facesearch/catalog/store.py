@@ -351,13 +351,6 @@ class Catalog:
         matrix = np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
         return AddedFaces(ids=ids, embeddings=matrix, generation=generation)
 
-    def source_paths(self, collection_id: int, *, with_faces: bool) -> set[str]:
-        """Source paths of the collection's images that have (or have no) faces."""
-        condition = ImageRow.face_count > 0 if with_faces else ImageRow.face_count == 0
-        with self._sessions() as session:
-            query = select(ImageRow.source_path).where(ImageRow.collection_id == collection_id, condition)
-            return set(session.scalars(query))
-
     def image_ids(self, collection_id: int) -> list[int]:
         with self._sessions() as session:
             return list(session.scalars(select(ImageRow.id).where(ImageRow.collection_id == collection_id)))
