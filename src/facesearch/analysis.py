@@ -74,6 +74,8 @@ class FaceAnalyser:
             box_b=face_b.detection.box,
             a_sha256=loaded_a.content_id,
             b_sha256=loaded_b.content_id,
+            score_a=round(face_a.detection.score, 4),
+            score_b=round(face_b.detection.score, 4),
         )
 
     def threshold(self, threshold: float | None) -> float:

@@ -64,6 +64,8 @@ class Action(StrEnum):
     OBJECTION_SKIP = "objection-skip"
     CONFIGURATION = "configuration"
     PEOPLE = "people"
+    SUBJECT = "subject"
+    REFUSAL = "refusal"
 
 
 @dataclass(frozen=True)
@@ -355,3 +357,26 @@ def _entry(row: AuditRow) -> AuditEntry:
 
 def event_types() -> Sequence[type[Event]]:
     return Event.__subclasses__()
+
+
+@dataclass(frozen=True)
+class SubjectEvent(Event):
+    """Enrolment of a named subject with its consent record, an example added, or consent withdrawn.
+    Ids, the consent's scope and time; never the subject's name or face."""
+
+    action = Action.SUBJECT
+    change: str = ""
+    subject_id: int = 0
+    consent_scope: str = ""
+    consent_at: str = ""
+    image_id: int = 0
+    receipt_id: str = ""
+
+
+@dataclass(frozen=True)
+class RefusalEvent(Event):
+    """A request refused for a reason worth reviewing (rate limit, role): who, what and why."""
+
+    action = Action.REFUSAL
+    request: str = ""
+    reason: str = ""

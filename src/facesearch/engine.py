@@ -30,7 +30,14 @@ from facesearch.audit import (
 from facesearch.catalog.store import Catalog, NewImage, peek_sqlite_meta
 from facesearch.consistency import CollectionIndexes
 from facesearch.distance import is_match
-from facesearch.errors import DataFolderError, ImageError, InvalidValueError, RefusedError
+from facesearch.errors import (
+    DataFolderError,
+    FacesearchError,
+    ImageError,
+    InvalidValueError,
+    RefusedError,
+    TooLargeError,
+)
 from facesearch.files import count_image_files, iter_image_files
 from facesearch.governance import CollectionSpec
 from facesearch.imaging import read_image_file
@@ -48,9 +55,12 @@ from facesearch.results import (
     PurgeReport,
     SearchResult,
     Stats,
+    UploadedImage,
+    UploadReport,
     Verification,
 )
 from facesearch.settings import Settings
+from facesearch.uploads import UploadStore, is_upload, upload_source
 from facesearch.vault import CollectionCipher, MasterKey
 
 EMBEDDING_DIMENSION = 128
@@ -92,6 +102,7 @@ class Engine:
         self.analyser = FaceAnalyser(settings, self.models)
         self.indexes = CollectionIndexes(catalog, settings.index_dir, EMBEDDING_DIMENSION, self.cipher)
         self._ciphers: dict[int, CollectionCipher] = {}
+        self.uploads = UploadStore(settings.data_dir / "uploads")
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -136,6 +147,7 @@ class Engine:
     def _ready(cls, settings: Settings, catalog: Catalog, master_key: MasterKey, clock: Clock) -> Engine:
         engine = cls(settings, catalog, master_key, clock=clock)
         engine.purge(RETENTION_ACTOR, automatic=True)  # retention is enforced whenever the data is opened
+        engine.sweep_uploads()
         return engine
 
     def close(self) -> None:
@@ -176,6 +188,7 @@ class Engine:
         self._ciphers.pop(collection_id, None)
         self.indexes.drop(collection_id)
         self.catalog.shred_deleted_bytes()
+        self.sweep_uploads()
 
     def set_people_allowed(self, name: str, allowed: bool, actor: Actor, reason: str) -> CollectionInfo:
         """Record whether the collection's purpose allows grouping faces into people. Withdrawing it
@@ -245,6 +258,85 @@ class Engine:
             report.seconds = time.perf_counter() - started
         return report
 
+    def ingest_uploads(
+        self,
+        collection: str,
+        uploads: Sequence[tuple[str, bytes]],
+        actor: Actor,
+        *,
+        subject_id: int | None = None,
+        strict: bool = False,
+    ) -> UploadReport:
+        """Index uploaded images (name as sent, bytes) into ``collection``, keeping an encrypted copy of each
+        so that matches can be shown. With ``subject_id`` each upload is an enrolment example: it must show a
+        face, and only its largest face is kept and linked to the subject. ``strict`` raises the first bad
+        upload's error instead of listing it as failed."""
+        collection_id = self.catalog.collection_id(collection)
+        self.indexes.index(collection_id)
+        report = IngestReport(collection=collection, files_seen=len(uploads))
+        started = time.perf_counter()
+        batch: list[NewImage] = []
+        names: dict[str, str] = {}
+        for name, data in uploads:
+            try:
+                image = self._analyse_upload(name, data, subject_id)
+            except FacesearchError as problem:
+                if strict:
+                    raise
+                report.failed.append(FailedFile(name, problem.message))
+                continue
+            if image.content_id in names or self.catalog.has_content(collection_id, image.content_id):
+                report.skipped_already_indexed += 1
+            else:
+                self.uploads.put(self.cipher(collection_id), image.content_id, data)
+                batch.append(image)
+            names.setdefault(image.content_id, name)
+        self._write(collection_id, collection, batch, self._protected_templates(), report, actor, 0)
+        self.indexes.save()
+        report.seconds = time.perf_counter() - started
+        images = [
+            UploadedImage(name, self.catalog.image_id_of(collection_id, content_id), content_id)
+            for content_id, name in names.items()
+        ]
+        return UploadReport(report, images)
+
+    def _analyse_upload(self, name: str, data: bytes, subject_id: int | None) -> NewImage:
+        if len(data) > self.settings.max_file_bytes:
+            raise TooLargeError(
+                f"{name}: {len(data):,} bytes is over the {self.settings.max_file_bytes:,}-byte limit; "
+                "send a smaller image (FACESEARCH_MAX_FILE_BYTES sets the limit)"
+            )
+        if subject_id is None:
+            loaded, faces = self.analyser.analyse(data, name)
+        else:
+            loaded, faces = self.analyser.analyse_or_fail(data, name)
+            faces = [max(faces, key=lambda f: f.detection.box.area)]
+        return NewImage(
+            content_id=loaded.content_id,
+            source_path=upload_source(name),
+            width=loaded.width,
+            height=loaded.height,
+            format=loaded.format,
+            byte_size=loaded.byte_size,
+            faces=faces,
+            embedder=self.models.embedder.name,
+            subject_id=subject_id,
+        )
+
+    def image_bytes(self, image_id: int) -> bytes:
+        """The bytes of a held image: the encrypted upload, or the file it was ingested from."""
+        collection_id, source, content_id = self.catalog.image_source(image_id)
+        if is_upload(source):
+            return self.uploads.get(self.cipher(collection_id), content_id)
+        try:
+            return read_image_file(Path(source), self.settings.max_file_bytes)
+        except ImageError:
+            raise ImageError(f"image {image_id} was indexed from {source}, which can no longer be read there") from None
+
+    def sweep_uploads(self) -> int:
+        """Delete stored uploads whose image is no longer held (after any removal, and on open)."""
+        return self.uploads.sweep(self.catalog.uploaded_content_ids())
+
     def _collect(self, outcome: FileOutcome, batch: list[NewImage], report: IngestReport) -> None:
         if outcome.image is None:
             report.failed.append(FailedFile(str(outcome.path), outcome.error or "unknown error"))
@@ -310,6 +402,7 @@ class Engine:
         self.indexes.remove(collection_id, removal.face_ids, removal.generation)
         self.indexes.save()
         self.catalog.shred_deleted_bytes()
+        self.sweep_uploads()
         return len(removal.face_ids)
 
     # -- retention ---------------------------------------------------------------------------------
@@ -329,6 +422,7 @@ class Engine:
         if report.by_collection:
             self.indexes.save()
             self.catalog.shred_deleted_bytes()
+            self.sweep_uploads()
         return report
 
     # -- single images -----------------------------------------------------------------------------
@@ -439,7 +533,8 @@ class Engine:
                 for distance, face_id in hits
                 if face_id in details
             ]
-            results.append(ProbeResult(position, faces[position].detection.box, matches))
+            detection = faces[position].detection
+            results.append(ProbeResult(position, detection.box, matches, round(detection.score, 4)))
         return results
 
     # -- overview ----------------------------------------------------------------------------------

@@ -36,6 +36,13 @@ class ImageError(FacesearchError):
     code = "bad_image"
 
 
+class TooLargeError(ImageError):
+    """An upload is over a size limit (bytes, pixels or files per request)."""
+
+    http_status = 413
+    code = "too_large"
+
+
 class NoFaceError(FacesearchError):
     """An image that must show a face shows none that the detector finds."""
 
@@ -82,6 +89,26 @@ class UnauthorizedError(FacesearchError):
     exit_code = 11
     http_status = 401
     code = "unauthorized"
+
+
+class ForbiddenError(FacesearchError):
+    """A valid API key whose role does not allow this call."""
+
+    exit_code = 11
+    http_status = 403
+    code = "forbidden_role"
+
+
+class RateLimitedError(FacesearchError):
+    """Too many searches with one key in the last minute."""
+
+    exit_code = 9
+    http_status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 # Exit code 7 is the CLI's "ingest finished, but some files failed" (see cli/main.py); it is not an error.

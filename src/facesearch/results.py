@@ -71,6 +71,8 @@ class ProbeResult:
     probe_face: int
     box: Box
     matches: list[Match]
+    score: float = 0.0
+    """The probe face's detection score."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,9 @@ class Verification:
     box_b: Box
     a_sha256: str = ""
     b_sha256: str = ""
+    score_a: float = 0.0
+    """Detection score of the face compared in ``a`` (and ``b``)."""
+    score_b: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,20 @@ class IngestReport:
     failed: list[FailedFile] = field(default_factory=list)
     faces_skipped_by_objection: int = 0
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class UploadedImage:
+    name: str
+    image_id: int
+    content_id: str
+
+
+@dataclass(frozen=True)
+class UploadReport:
+    report: IngestReport
+    images: list[UploadedImage]
+    """Every upload that is held after the call (new or already held), by the name it was sent with."""
 
 
 @dataclass

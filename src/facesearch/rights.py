@@ -143,6 +143,7 @@ class SubjectRights:
             self.engine.indexes.remove(collection_id, removal.face_ids, removal.generation)
         self.engine.indexes.save()
         catalog.shred_deleted_bytes()
+        self.engine.sweep_uploads()
         objection_id = self._object(probe, actor, objection_agreement) if objection_agreement and probe else None
         return ErasureResult(receipt, objection_id)
 

@@ -67,6 +67,17 @@ class Settings:
     """Who is acting, written into the audit log; empty means the operating-system user."""
     purpose: str = ""
     """Default purpose or case reference for searches and rights requests made from the CLI."""
+    host: str = "127.0.0.1"
+    """Address ``facesearch serve`` listens on; loopback by default (put a TLS proxy in front to expose it)."""
+    port: int = 8000
+    """Port ``facesearch serve`` listens on."""
+    search_rate_per_minute: int = 30
+    """Searches (search, recognize, verify, detect, access requests) one API key may make per minute; more
+    are refused with 429 and audited, so that the API cannot be used to enumerate a gallery."""
+    max_upload_files: int = 100
+    """Images one batch upload may carry."""
+    subjects_collection: str = "subjects"
+    """Collection that holds enrolled subjects (the CompreFace-compatible endpoints use it)."""
 
     def __post_init__(self) -> None:
         positive = (
@@ -76,6 +87,9 @@ class Settings:
             "upsample_target_side",
             "search_top_k",
             "ingest_batch_size",
+            "port",
+            "search_rate_per_minute",
+            "max_upload_files",
         )
         for name in positive:
             if getattr(self, name) <= 0:

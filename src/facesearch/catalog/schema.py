@@ -164,3 +164,27 @@ class ApiKeyRow(Base):
     """For ingest keys: the collections it may add to (empty: none)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SubjectRow(Base):
+    """A named person enrolled with example faces, and the consent that allows it (who gave it, when, to
+    what). Withdrawing consent erases the subject's faces and this row."""
+
+    __tablename__ = "subjects"
+    __table_args__ = (UniqueConstraint("collection_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    consent_given_by: Mapped[str] = mapped_column(Text)
+    consent_scope: Mapped[str] = mapped_column(Text)
+    consent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SubjectExampleRow(Base):
+    """Which images are a subject's example faces (an image is the example of at most one subject)."""
+
+    __tablename__ = "subject_examples"
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)

@@ -29,6 +29,7 @@ from facesearch.catalog.schema import (
     MetaRow,
     PersonRow,
     ProtectedTemplateRow,
+    SubjectExampleRow,
 )
 from facesearch.errors import ConflictError, DataFolderError, NotFoundError
 from facesearch.governance import CollectionSpec
@@ -52,6 +53,8 @@ class NewImage:
     faces: Sequence[AnalysedFace]
     embedder: str
     """Name of the model that made the templates (stored with each face)."""
+    subject_id: int | None = None
+    """For an enrolment: the subject this image is an example of (linked in the same transaction)."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,7 @@ class Catalog:
         if version is None or int(version.value) != SCHEMA_VERSION:
             engine.dispose()
             raise DataFolderError(f"catalog {url} has schema {version and version.value}, expected {SCHEMA_VERSION}")
+        Base.metadata.create_all(engine)  # additive: tables added since the folder was made (subjects)
         return cls(engine)
 
     def close(self) -> None:
@@ -341,6 +345,9 @@ class Catalog:
                     face_rows.append(row)
                     vectors.append(np.asarray(face.embedding, dtype=np.float32))
                 session.add(image_row)
+                if image.subject_id is not None:
+                    session.flush()
+                    session.add(SubjectExampleRow(image_id=image_row.id, subject_id=image.subject_id))
             if face_rows:
                 collection.index_generation += 1
             for entry in audit:
@@ -520,6 +527,32 @@ class Catalog:
                 )
                 for face, image, collection in session.execute(query).all()
             }
+
+    def image_id_of(self, collection_id: int, content_id: str) -> int:
+        with self._sessions() as session:
+            found = session.scalar(
+                select(ImageRow.id).where(ImageRow.collection_id == collection_id, ImageRow.content_id == content_id)
+            )
+        if found is None:
+            raise NotFoundError(f"no image with content {content_id[:12]} in collection #{collection_id}")
+        return found
+
+    def uploaded_content_ids(self) -> dict[int, list[str]]:
+        """Content ids of the images that came in as uploads, per collection id (every collection listed)."""
+        held: dict[int, list[str]] = {collection_id: [] for collection_id in self.collection_names()}
+        query = select(ImageRow.collection_id, ImageRow.content_id).where(ImageRow.source_path.startswith("upload:"))
+        with self._sessions() as session:
+            for collection_id, content_id in session.execute(query).tuples():
+                held.setdefault(collection_id, []).append(content_id)
+        return held
+
+    def image_source(self, image_id: int) -> tuple[int, str, str]:
+        """(collection id, source, content id) of an image."""
+        with self._sessions() as session:
+            row = session.get(ImageRow, image_id)
+            if row is None:
+                raise NotFoundError(f"image {image_id} does not exist (erased, purged or never indexed)")
+            return row.collection_id, row.source_path, row.content_id
 
     def counts(self) -> tuple[int, int]:
         with self._sessions() as session:

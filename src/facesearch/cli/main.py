@@ -20,6 +20,7 @@ from facesearch.cli.keys import keys
 from facesearch.cli.people import people
 from facesearch.cli.progress import BarProgress
 from facesearch.cli.render import emit, table
+from facesearch.cli.serve import serve
 from facesearch.cli.state import EXISTING_FILE, JSON_OPTION, PURPOSE_OPTION, CliState, pass_state
 from facesearch.engine import Engine
 from facesearch.errors import INGEST_PARTIAL_EXIT_CODE, FacesearchError
@@ -366,6 +367,7 @@ def demo(state: CliState, samples: Path, report: Path | None, workers: int | Non
 register_accountability_commands(cli)
 cli.add_command(people)
 cli.add_command(keys)
+cli.add_command(serve)
 
 
 def main() -> None:

@@ -1,0 +1,156 @@
+"""Who am I, the audit log and transparency report (auditor), subject rights (rights), API keys (admin)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from pydantic import BaseModel, Field
+
+from facesearch.audit import Action, ExportEvent
+from facesearch.catalog.browse import check_page
+from facesearch.errors import InvalidValueError
+from facesearch.keys import ApiKey, Role
+from facesearch.results import to_plain
+from facesearch.rights import SubjectRights
+from facesearch.server.service import allow, read_upload, service
+from facesearch.transparency import transparency_report
+
+router = APIRouter(prefix="/v1", tags=["accountability"])
+Reference = Annotated[str, Form(min_length=3, description="The request's reference, for the audit log.")]
+
+
+class NewKey(BaseModel):
+    owner: str = Field(description="The person or system the key is issued to.")
+    role: str = Field(description="admin, ingest, search, auditor or rights.")
+    purpose: str = Field("", description="Declared purpose (required for search keys), audited with every search.")
+    collections: list[str] = Field(default_factory=list, description="Collections an ingest key may add to.")
+
+
+@router.get("/me", summary="The calling key: owner, role, declared purpose")
+def me(key: Annotated[ApiKey, Depends(allow(*Role))]) -> Any:
+    return to_plain(key)
+
+
+@router.get("/audit", summary="Audit entries, oldest first, filtered and paged (auditor)")
+def audit_entries(
+    request: Request,
+    key: Annotated[ApiKey, Depends(allow(Role.AUDITOR))],
+    actor: str | None = None,
+    action: str | None = None,
+    purpose: Annotated[str | None, Query(description="Entries whose purpose contains this text.")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    check_page(offset, limit)
+    if action is not None and action not in {a.value for a in Action}:
+        raise InvalidValueError(f"action {action!r} is not one of: {', '.join(a.value for a in Action)}")
+    svc = service(request)
+    with svc.lock:
+        entries = svc.engine.catalog.audit.entries(
+            actor=actor, action=action, purpose=purpose, since=since, until=until, limit=limit, offset=offset
+        )
+    return {"items": to_plain(entries), "offset": offset, "limit": limit}
+
+
+@router.get("/audit/verify", summary="Check the audit log's hash chain (auditor)")
+def audit_verify(request: Request, key: Annotated[ApiKey, Depends(allow(Role.AUDITOR))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(svc.engine.catalog.audit.verify())
+
+
+@router.get("/report", summary="Transparency report: what is held, why, until when; activity by purpose (auditor)")
+def report(
+    request: Request,
+    key: Annotated[ApiKey, Depends(allow(Role.AUDITOR))],
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(transparency_report(svc.engine, since, until))
+
+
+@router.post("/rights/access", summary="Subject access: every held image of the person in a photo (rights)")
+def rights_access(
+    request: Request,
+    file: Annotated[UploadFile, File(description="A photo of the person; analysed in memory, never stored.")],
+    reference: Reference,
+    key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))],
+) -> Any:
+    svc = service(request)
+    svc.count_search(key, "access request")
+    _, data = read_upload(file, svc.engine.settings.max_file_bytes)
+    with svc.lock:
+        answer = SubjectRights(svc.engine).access(data, key.actor, reference)
+        svc.engine.catalog.audit.record(
+            ExportEvent(
+                actor=key.actor,
+                purpose=answer.reference,
+                what="subject access report",
+                destination="HTTP response",
+                items=len(answer.held),
+            )
+        )
+    return to_plain(answer)
+
+
+@router.post("/rights/erase", summary="Erase the person in a photo, or faces or images, with a receipt (rights)")
+def rights_erase(
+    request: Request,
+    reference: Reference,
+    key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))],
+    file: Annotated[UploadFile | None, File(description="A photo of the person (never stored).")] = None,
+    face_ids: Annotated[str, Form(description="Comma-separated face ids.")] = "",
+    image_ids: Annotated[str, Form(description="Comma-separated image ids.")] = "",
+    objection: Annotated[
+        str, Form(description="Where the person's agreement to a protected template is recorded.")
+    ] = "",
+) -> Any:
+    svc = service(request)
+    probe = read_upload(file, svc.engine.settings.max_file_bytes)[1] if file is not None else None
+    with svc.lock:
+        result = SubjectRights(svc.engine).erase(
+            key.actor,
+            reference,
+            probe=probe,
+            face_ids=_ids(face_ids, "face_ids"),
+            image_ids=_ids(image_ids, "image_ids"),
+            objection_agreement=objection,
+        )
+    return to_plain(result)
+
+
+@router.get("/keys", summary="API keys (admin); secrets are never shown again")
+def list_keys(request: Request, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return {"items": to_plain(svc.keys.list_keys())}
+
+
+@router.post("/keys", status_code=201, summary="Create an API key (admin); the secret is in this response only")
+def create_key(request: Request, body: NewKey, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        created, secret = svc.keys.create(
+            body.owner, body.role, key.actor, purpose=body.purpose, collections=body.collections
+        )
+    return {"key": to_plain(created), "token": secret}
+
+
+@router.delete("/keys/{key_id}", summary="Revoke an API key (admin)")
+def revoke_key(request: Request, key_id: int, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(svc.keys.revoke(key_id, key.actor))
+
+
+def _ids(text: str, what: str) -> list[int]:
+    try:
+        return [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise InvalidValueError(f"{what} must be comma-separated numbers, got {text!r}") from None

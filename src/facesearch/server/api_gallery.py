@@ -1,0 +1,187 @@
+"""Collections, uploads, and what they hold: images and faces (list, get, picture, delete)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from pydantic import BaseModel, Field
+
+from facesearch.catalog.browse import Browser
+from facesearch.errors import TooLargeError
+from facesearch.governance import CollectionSpec
+from facesearch.keys import ApiKey, Role
+from facesearch.results import to_plain
+from facesearch.rights import SubjectRights
+from facesearch.server.pictures import boxed_image, face_thumbnail
+from facesearch.server.service import allow, collection_allowed, read_upload, service
+
+router = APIRouter(prefix="/v1", tags=["collections, images and faces"])
+EVERY_ROLE = tuple(Role)
+VIEWERS = (Role.SEARCH, Role.RIGHTS)
+Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page (at most 1000).")]
+Reason = Annotated[str, Query(min_length=3, description="Why: request or case reference, for the audit log.")]
+JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG to look at."}}
+
+
+class NewCollection(BaseModel):
+    name: str = Field(description="1-63 lower-case letters, digits, '-' or '_'.")
+    purpose: str = Field(description="Why these faces are processed, in a sentence.")
+    lawful_basis: str = Field(description="GDPR Art. 6 basis: consent, contract, legal-obligation, ...")
+    biometric_condition: str = Field(description="GDPR Art. 9(2) condition: explicit-consent, ...")
+    retention: str = Field(description="How long images are held: 90d, 12w, 6m, 2y.")
+    people_allowed: bool = Field(False, description="Whether the purpose allows grouping faces into people.")
+
+
+class CollectionChange(BaseModel):
+    people_allowed: bool
+    reason: str = Field(description="Why the purpose changed, for the audit log.")
+
+
+@router.get("/collections", summary="List collections: purpose, basis, retention, counts")
+def list_collections(request: Request, key: Annotated[ApiKey, Depends(allow(*EVERY_ROLE))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return {"items": to_plain(svc.engine.collections())}
+
+
+@router.post("/collections", status_code=201, summary="Create a collection (admin)")
+def create_collection(request: Request, body: NewCollection, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
+    spec = CollectionSpec.parse(
+        body.name, body.purpose, body.lawful_basis, body.biometric_condition, body.retention, body.people_allowed
+    )
+    svc = service(request)
+    with svc.lock:
+        return to_plain(svc.engine.create_collection(spec, key.actor))
+
+
+@router.get("/collections/{name}", summary="One collection")
+def get_collection(request: Request, name: str, key: Annotated[ApiKey, Depends(allow(*EVERY_ROLE))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(svc.engine.collection(name))
+
+
+@router.patch("/collections/{name}", summary="Allow or withdraw grouping faces into people (admin)")
+def change_collection(
+    request: Request, name: str, body: CollectionChange, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]
+) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(svc.engine.set_people_allowed(name, body.people_allowed, key.actor, body.reason))
+
+
+@router.delete("/collections/{name}", status_code=204, summary="Delete a collection and shred its key (admin)")
+def delete_collection(
+    request: Request, name: str, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]
+) -> Response:
+    svc = service(request)
+    with svc.lock:
+        svc.engine.delete_collection(name, key.actor, reason)
+    return Response(status_code=204)
+
+
+@router.post("/collections/{name}/images", summary="Upload one or more images into a collection (ingest)")
+def upload_images(
+    request: Request,
+    name: str,
+    files: Annotated[list[UploadFile], File(description="One or more images (repeat the 'files' field).")],
+    key: Annotated[ApiKey, Depends(allow(Role.INGEST))],
+) -> Any:
+    collection_allowed(key, name)
+    svc = service(request)
+    settings = svc.engine.settings
+    if len(files) > settings.max_upload_files:
+        raise TooLargeError(
+            f"{len(files)} files in one request is over the limit of {settings.max_upload_files}; send them in batches"
+        )
+    uploads = [read_upload(upload, settings.max_file_bytes) for upload in files]
+    with svc.lock:
+        result = svc.engine.ingest_uploads(name, uploads, key.actor)
+    return to_plain(result)
+
+
+@router.get("/collections/{name}/images", summary="Images held in a collection, paged")
+def list_images(
+    request: Request,
+    name: str,
+    key: Annotated[ApiKey, Depends(allow(*VIEWERS))],
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(Browser(svc.engine.catalog).images(name, offset, limit))
+
+
+@router.get("/collections/{name}/faces", summary="Faces held in a collection, paged")
+def list_faces(
+    request: Request,
+    name: str,
+    key: Annotated[ApiKey, Depends(allow(*VIEWERS))],
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(Browser(svc.engine.catalog).faces(name, offset, limit))
+
+
+@router.get("/images/{image_id}", summary="An image: source, collection, dates and its faces")
+def get_image(request: Request, image_id: int, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(Browser(svc.engine.catalog).image(image_id))
+
+
+@router.get("/images/{image_id}/picture", responses=JPEG, response_class=Response, summary="The image, boxes drawn")
+def image_picture(
+    request: Request,
+    image_id: int,
+    key: Annotated[ApiKey, Depends(allow(*VIEWERS))],
+    face: Annotated[int | None, Query(description="Face id to highlight.")] = None,
+) -> Response:
+    svc = service(request)
+    with svc.lock:
+        image = Browser(svc.engine.catalog).image(image_id)
+        data = svc.engine.image_bytes(image_id)
+    ids = [f.id for f in image.faces]
+    highlight = ids.index(face) if face in ids else None
+    picture = boxed_image(data, [f.box for f in image.faces], highlight, svc.engine.settings.max_image_pixels)
+    return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/images/{image_id}", summary="Erase an image and its faces, with a receipt (rights)")
+def delete_image(
+    request: Request, image_id: int, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))]
+) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(SubjectRights(svc.engine).erase(key.actor, reason, image_ids=[image_id]))
+
+
+@router.get("/faces/{face_id}", summary="A face: box, detection score, image, collection")
+def get_face(request: Request, face_id: int, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(Browser(svc.engine.catalog).face(face_id))
+
+
+@router.get("/faces/{face_id}/thumbnail", responses=JPEG, response_class=Response, summary="The face, cropped")
+def face_picture(request: Request, face_id: int, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Response:
+    svc = service(request)
+    with svc.lock:
+        face = Browser(svc.engine.catalog).face(face_id)
+        data = svc.engine.image_bytes(face.image_id)
+    picture = face_thumbnail(data, face.box, svc.engine.settings.max_image_pixels)
+    return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/faces/{face_id}", summary="Erase one face, with a receipt (rights)")
+def delete_face(
+    request: Request, face_id: int, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))]
+) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(SubjectRights(svc.engine).erase(key.actor, reason, face_ids=[face_id]))

@@ -1,0 +1,81 @@
+"""Search a probe face across collections, verify two faces, detect faces: the search role's calls.
+
+Each counts against the key's rate limit; search and verify are audited under the key's declared
+purpose (and the case reference the caller adds)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+
+from facesearch.errors import ForbiddenError
+from facesearch.keys import ApiKey, Role
+from facesearch.results import to_plain
+from facesearch.server.service import allow, read_upload, service
+
+router = APIRouter(prefix="/v1", tags=["search"])
+Case = Annotated[str, Form(description="Case reference, added to the key's declared purpose in the audit log.")]
+Threshold = Annotated[float | None, Form(gt=0, lt=2, description="Match distance (default: the setting, 0.6).")]
+
+
+@router.post("/search", summary="Every held photo of the faces in a probe image")
+def search(
+    request: Request,
+    file: Annotated[UploadFile, File(description="The probe image.")],
+    key: Annotated[ApiKey, Depends(allow(Role.SEARCH))],
+    case: Case = "",
+    top_k: Annotated[int | None, Form(ge=1, le=1000, description="Matches per probe face.")] = None,
+    threshold: Threshold = None,
+    collections: Annotated[
+        str, Form(description="Comma-separated collections (default: all the key may search).")
+    ] = "",
+) -> Any:
+    svc = service(request)
+    svc.count_search(key, "search")
+    _, data = read_upload(file, svc.engine.settings.max_file_bytes)
+    wanted = [c.strip() for c in collections.split(",") if c.strip()] or key.collections or None
+    if key.collections and not set(wanted or ()) <= set(key.collections):
+        raise ForbiddenError(f"this key may search only {', '.join(key.collections)}")
+    with svc.lock:
+        result = svc.engine.search(
+            data,
+            key.actor,
+            svc.purpose_of(key, case),
+            top_k=top_k,
+            threshold=threshold,
+            collections=wanted,
+        )
+    return to_plain(result)
+
+
+@router.post("/verify", summary="Whether the largest faces of two images are the same person")
+def verify(
+    request: Request,
+    a: Annotated[UploadFile, File(description="First image.")],
+    b: Annotated[UploadFile, File(description="Second image.")],
+    key: Annotated[ApiKey, Depends(allow(Role.SEARCH))],
+    case: Case = "",
+    threshold: Threshold = None,
+) -> Any:
+    svc = service(request)
+    svc.count_search(key, "verify")
+    limit = svc.engine.settings.max_file_bytes
+    _, first = read_upload(a, limit)
+    _, second = read_upload(b, limit)
+    with svc.lock:
+        result = svc.engine.verify(first, second, key.actor, purpose=svc.purpose_of(key, case), threshold=threshold)
+    return to_plain(result)
+
+
+@router.post("/detect", summary="Boxes, scores and landmarks of the faces in an image")
+def detect(
+    request: Request,
+    file: Annotated[UploadFile, File(description="The image.")],
+    key: Annotated[ApiKey, Depends(allow(Role.SEARCH))],
+) -> Any:
+    svc = service(request)
+    svc.count_search(key, "detect")
+    name, data = read_upload(file, svc.engine.settings.max_file_bytes)
+    with svc.lock:
+        return to_plain(svc.engine.detect(data, name))

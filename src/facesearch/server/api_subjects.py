@@ -1,0 +1,69 @@
+"""Named subjects enrolled with consent (ingest keys that name the subjects collection), and consent
+withdrawal (also open to the rights role, since it is the subject exercising a right)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from pydantic import BaseModel, Field
+
+from facesearch.keys import ApiKey, Role
+from facesearch.results import to_plain
+from facesearch.server.service import allow, collection_allowed, read_upload, service
+from facesearch.subjects import Consent, Subjects
+
+router = APIRouter(prefix="/v1", tags=["subjects"])
+
+
+class Enrolment(BaseModel):
+    name: str = Field(description="The subject's name, as results will show it.")
+    consent_given_by: str = Field(description="Who consented: the subject, or who may consent for them.")
+    consent_scope: str = Field(description="What the consent covers, in a sentence.")
+    consent_at: datetime | None = Field(None, description="When consent was given (default: now).")
+
+
+def subjects_for(request: Request, key: ApiKey) -> Subjects:
+    svc = service(request)
+    found = Subjects(svc.engine)
+    if key.role is Role.INGEST or (key.role is Role.SEARCH and key.collections):
+        collection_allowed(key, found.collection)
+    return found
+
+
+@router.get("/subjects", summary="Enrolled subjects with their consent records")
+def list_subjects(request: Request, key: Annotated[ApiKey, Depends(allow(Role.INGEST, Role.RIGHTS))]) -> Any:
+    with service(request).lock:
+        return {"items": to_plain(subjects_for(request, key).all())}
+
+
+@router.post("/subjects", status_code=201, summary="Enrol a subject, recording who consented, when, to what")
+def enrol(request: Request, body: Enrolment, key: Annotated[ApiKey, Depends(allow(Role.INGEST))]) -> Any:
+    consent = Consent(body.consent_given_by, body.consent_scope, body.consent_at or datetime.now(UTC))
+    with service(request).lock:
+        return to_plain(subjects_for(request, key).enrol(body.name, consent, key.actor))
+
+
+@router.post("/subjects/{name}/examples", status_code=201, summary="Add an example photo of a subject")
+def add_example(
+    request: Request,
+    name: str,
+    file: Annotated[UploadFile, File(description="A photo of the subject; its largest face is kept.")],
+    key: Annotated[ApiKey, Depends(allow(Role.INGEST))],
+) -> Any:
+    svc = service(request)
+    filename, data = read_upload(file, svc.engine.settings.max_file_bytes)
+    with svc.lock:
+        return to_plain(subjects_for(request, key).add_example(name, filename, data, key.actor))
+
+
+@router.delete("/subjects/{name}", summary="Consent withdrawn: erase the subject's faces (receipt) and the subject")
+def withdraw(
+    request: Request,
+    name: str,
+    reason: Annotated[str, Query(min_length=3, description="Reference of the withdrawal, for the audit log.")],
+    key: Annotated[ApiKey, Depends(allow(Role.INGEST, Role.RIGHTS))],
+) -> Any:
+    with service(request).lock:
+        return to_plain(subjects_for(request, key).withdraw(name, key.actor, reason))

@@ -1,0 +1,108 @@
+"""The FastAPI application: routers, JSON errors, health and readiness, offline docs, the web UI."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException
+
+from facesearch.engine import Engine
+from facesearch.errors import FacesearchError, RateLimitedError
+from facesearch.server import api_accountability, api_gallery, api_search, api_subjects, compreface
+from facesearch.server.service import Service, service
+
+STATIC = Path(__file__).parent / "static"
+COMPREFACE_PREFIX = "/api/v1/"
+log = logging.getLogger("facesearch.server")
+
+DESCRIPTION = """\
+Search photo collections you are entitled to process for every photo of a face; verify two faces; answer
+access and erasure requests. Every call needs an API key (`X-API-Key` header), made with
+`facesearch keys create`. Searches are audited under the key's declared purpose and rate-limited per key.
+
+Errors are JSON: `{"status": 404, "code": "not_found", "message": "..."}` (CompreFace-compatible paths
+under `/api/v1` answer `{"code": <number>, "message": "..."}` as CompreFace does).
+"""
+
+
+def create_app(engine: Engine) -> FastAPI:
+    app = FastAPIOffline(title="facesearch", version="0.1.0", description=DESCRIPTION)
+    app.state.service = Service.over(engine)
+    for module in (api_gallery, api_search, api_subjects, api_accountability, compreface):
+        app.include_router(module.router)
+    _add_error_handlers(app)
+    _add_health(app)
+    app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    return app
+
+
+def _add_health(app: FastAPI) -> None:
+    @app.get("/health", tags=["service"], summary="Liveness: the process answers")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["service"], summary="Readiness: the catalog answers and the models are loaded")
+    def ready(request: Request) -> JSONResponse:
+        svc = service(request)
+        try:
+            with svc.lock:
+                collections = len(svc.engine.catalog.collection_names())
+        except Exception as exc:  # any failure means not ready; the reason is logged, not leaked
+            log.warning("not ready: %r", exc)
+            return _error(503, "not_ready", "the catalog does not answer; see the server log", 503)
+        return JSONResponse({"status": "ready", "collections": collections})
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FacesearchError)
+    def facesearch_error(request: Request, exc: FacesearchError) -> JSONResponse:
+        headers = {"Retry-After": str(round(exc.retry_after))} if isinstance(exc, RateLimitedError) else None
+        return _error(exc.http_status, exc.code, exc.message, exc.exit_code, request, headers)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        return _error(422, "invalid_request", f"the request is not valid: {problems}", 2, request)
+
+    @app.exception_handler(HTTPException)
+    def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), 2, request)
+
+    @app.exception_handler(Exception)
+    def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        message = "internal error (a bug: the server log has the details; please report it)"
+        return _error(500, "internal", message, 1, request)
+
+
+def _problem(error: Any) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path"))
+    return f"{where or 'request'}: {error.get('msg', 'invalid')}"
+
+
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    number: int,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    if request is not None and request.url.path.startswith(COMPREFACE_PREFIX):
+        body: dict[str, Any] = {"message": message, "code": number, "error": code}
+    else:
+        body = {"status": status, "code": code, "message": message}
+    return JSONResponse(body, status_code=status, headers=headers)

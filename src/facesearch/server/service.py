@@ -1,0 +1,110 @@
+"""What every endpoint shares: the engine (one per process, used under a lock), the key store, the rate
+limiter, and the dependencies that turn a request's API key into an authorised caller."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fastapi import Request, UploadFile
+
+from facesearch.audit import RefusalEvent
+from facesearch.engine import Engine
+from facesearch.errors import ForbiddenError, InvalidValueError, RateLimitedError, TooLargeError, UnauthorizedError
+from facesearch.keys import ApiKey, KeyStore, Role
+from facesearch.server.ratelimit import RateLimiter
+
+PUBLIC_PATHS = frozenset({"/health", "/ready"})
+
+
+@dataclass
+class Service:
+    engine: Engine
+    keys: KeyStore
+    limiter: RateLimiter
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    """The engine (SQLite sessions, faiss indexes, ciphers) is used by one request at a time."""
+
+    @classmethod
+    def over(cls, engine: Engine) -> Service:
+        return cls(engine, KeyStore(engine.catalog), RateLimiter(engine.settings.search_rate_per_minute))
+
+    def count_search(self, key: ApiKey, request: str) -> None:
+        """Count a search against the key's rate limit; refuse (and audit the refusal) when over it."""
+        wait = self.limiter.take(key.id)
+        if wait:
+            limit = self.limiter.per_minute
+            with self.lock:
+                self.engine.catalog.audit.record(
+                    RefusalEvent(actor=key.actor, purpose=key.purpose, request=request, reason=f"over {limit}/min")
+                )
+            raise RateLimitedError(
+                f"this key made {limit} searches in the last minute, its limit; retry in {wait:.0f} s "
+                "(an administrator sets FACESEARCH_SEARCH_RATE_PER_MINUTE)",
+                retry_after=wait,
+            )
+
+    def purpose_of(self, key: ApiKey, case_reference: str | None) -> str:
+        """The purpose written to the audit log: the key's declared purpose, and the case if one is given."""
+        stated = (case_reference or "").strip()
+        if not key.purpose:
+            return stated
+        return f"{key.purpose} | case: {stated}" if stated else key.purpose
+
+
+def service(request: Request) -> Service:
+    found: Service = request.app.state.service
+    return found
+
+
+def presented_key(request: Request) -> str:
+    """The API key sent with the request: ``X-API-Key`` (as CompreFace clients send it) or a bearer token."""
+    token = request.headers.get("x-api-key", "")
+    if not token:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        token = credentials if scheme.lower() == "bearer" else ""
+    if not token.strip():
+        raise UnauthorizedError("this call needs an API key in the X-API-Key header; ask an administrator for one")
+    return token
+
+
+def allow(*roles: Role) -> Callable[[Request], ApiKey]:
+    """A dependency that admits keys with one of ``roles`` (and says which roles would be admitted)."""
+    names = " or ".join(role.value for role in roles)
+
+    def authorised(request: Request) -> ApiKey:
+        svc = service(request)
+        with svc.lock:
+            key = svc.keys.authenticate(presented_key(request))
+        if key.role not in roles:
+            raise ForbiddenError(
+                f"a key with role {key.role.value} cannot call {request.method} {request.url.path}; "
+                f"it needs a key with role {names}"
+            )
+        return key
+
+    authorised.roles = frozenset(roles)  # type: ignore[attr-defined]  # read by the role-matrix test
+    return authorised
+
+
+def read_upload(upload: UploadFile, max_bytes: int) -> tuple[str, bytes]:
+    """The name and bytes of an uploaded file, refusing more than ``max_bytes`` without reading it all."""
+    data = upload.file.read(max_bytes + 1)
+    name = upload.filename or "upload"
+    if len(data) > max_bytes:
+        raise TooLargeError(
+            f"{name} is over the {max_bytes:,}-byte upload limit; send a smaller image "
+            "(an administrator sets FACESEARCH_MAX_FILE_BYTES)"
+        )
+    if not data:
+        raise InvalidValueError(f"{name} is empty; send the image's bytes as multipart/form-data")
+    return name, data
+
+
+def collection_allowed(key: ApiKey, collection: str) -> None:
+    """Ingest keys (and search keys restricted to some collections) reach only the collections named on them."""
+    if collection not in key.collections:
+        raise ForbiddenError(
+            f"this {key.role.value} key may use {', '.join(key.collections) or 'no collection'}, not {collection!r}"
+        )
