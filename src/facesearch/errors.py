@@ -99,6 +99,12 @@ class ForbiddenError(FacesearchError):
     code = "forbidden_role"
 
 
+class CollectionScopeError(ForbiddenError):
+    """A key used on a collection it is not issued for."""
+
+    code = "forbidden_collection"
+
+
 class RateLimitedError(FacesearchError):
     """Too many searches with one key in the last minute."""
 

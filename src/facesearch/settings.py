@@ -76,6 +76,9 @@ class Settings:
     are refused with 429 and audited, so that the API cannot be used to enumerate a gallery."""
     max_upload_files: int = 100
     """Images one batch upload may carry."""
+    purge_interval_minutes: int = 10
+    """How often ``facesearch serve`` removes images held past their collection's retention period (the
+    engine also purges whenever a data folder is opened)."""
     subjects_collection: str = "subjects"
     """Collection that holds enrolled subjects (the CompreFace-compatible endpoints use it)."""
 
@@ -90,6 +93,7 @@ class Settings:
             "port",
             "search_rate_per_minute",
             "max_upload_files",
+            "purge_interval_minutes",
         )
         for name in positive:
             if getattr(self, name) <= 0:

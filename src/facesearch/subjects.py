@@ -140,7 +140,7 @@ class Subjects:
         if name is not None:
             query = query.where(SubjectRow.id == self._id(name))
         with self.engine.catalog.sessions() as session:
-            return [(image_id, subject) for image_id, subject in session.execute(query).tuples()]
+            return [(image_id, subject) for image_id, subject in session.execute(query)]
 
     def subject_of_image(self, image_id: int) -> str | None:
         with self.engine.catalog.sessions() as session:
@@ -228,4 +228,4 @@ def _example_counts(session: Session, subject_ids: list[int]) -> dict[int, int]:
         .where(SubjectExampleRow.subject_id.in_(subject_ids))
         .group_by(SubjectExampleRow.subject_id)
     )
-    return {subject_id: count for subject_id, count in session.execute(query).tuples()}
+    return {subject_id: count for subject_id, count in session.execute(query)}

@@ -107,12 +107,12 @@ def _collection_name(session: Session, collection_id: int) -> str:
 def _faces(session: Session, query: Select[FaceRow]) -> list[FaceSummary]:
     rows = list(session.scalars(query))
     names = {row.id: row.name for row in session.scalars(select(CollectionRow))}
-    query = (
+    named = (
         select(SubjectExampleRow.image_id, SubjectRow.name)
         .join(SubjectRow, SubjectRow.id == SubjectExampleRow.subject_id)
         .where(SubjectExampleRow.image_id.in_({row.image_id for row in rows}))
     )
-    subjects = {image_id: name for image_id, name in session.execute(query).tuples()}
+    subjects = {image_id: name for image_id, name in session.execute(named)}
     return [
         FaceSummary(
             id=row.id,

@@ -542,7 +542,7 @@ class Catalog:
         held: dict[int, list[str]] = {collection_id: [] for collection_id in self.collection_names()}
         query = select(ImageRow.collection_id, ImageRow.content_id).where(ImageRow.source_path.startswith("upload:"))
         with self._sessions() as session:
-            for collection_id, content_id in session.execute(query).tuples():
+            for collection_id, content_id in session.execute(query):
                 held.setdefault(collection_id, []).append(content_id)
         return held
 

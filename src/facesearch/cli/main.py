@@ -381,3 +381,7 @@ def run(command: Callable[..., Any], **kwargs: Any) -> None:
     except FacesearchError as problem:
         click.echo(f"error: {problem.message}", err=True)
         sys.exit(problem.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -125,6 +125,20 @@ def rights_erase(
     return to_plain(result)
 
 
+@router.get("/stats", summary="What the data folder holds: collections, images, faces, bytes (admin, auditor)")
+def stats(request: Request, key: Annotated[ApiKey, Depends(allow(Role.ADMIN, Role.AUDITOR))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(svc.engine.stats())
+
+
+@router.post("/purge", summary="Remove everything held past its retention period now (admin)")
+def purge(request: Request, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        return to_plain(svc.engine.purge(key.actor))
+
+
 @router.get("/keys", summary="API keys (admin); secrets are never shown again")
 def list_keys(request: Request, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
     svc = service(request)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
-from facesearch.errors import ForbiddenError
+from facesearch.errors import CollectionScopeError
 from facesearch.keys import ApiKey, Role
 from facesearch.results import to_plain
 from facesearch.server.service import allow, read_upload, service
@@ -36,7 +36,7 @@ def search(
     _, data = read_upload(file, svc.engine.settings.max_file_bytes)
     wanted = [c.strip() for c in collections.split(",") if c.strip()] or key.collections or None
     if key.collections and not set(wanted or ()) <= set(key.collections):
-        raise ForbiddenError(f"this key may search only {', '.join(key.collections)}")
+        raise CollectionScopeError(f"this key may search only {', '.join(key.collections)}")
     with svc.lock:
         result = svc.engine.search(
             data,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -15,10 +17,18 @@ from starlette.exceptions import HTTPException
 
 from facesearch.engine import Engine
 from facesearch.errors import FacesearchError, RateLimitedError
-from facesearch.server import api_accountability, api_gallery, api_search, api_subjects, compreface
+from facesearch.server import api_accountability, api_gallery, api_people, api_search, api_subjects, compreface
+from facesearch.server.retention import RetentionSweeper
 from facesearch.server.service import Service, service
 
 STATIC = Path(__file__).parent / "static"
+UI_HEADERS = {
+    # The UI loads only its own script and style, shows images it fetched itself, and is never framed.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; object-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 COMPREFACE_PREFIX = "/api/v1/"
 log = logging.getLogger("facesearch.server")
 
@@ -33,12 +43,22 @@ under `/api/v1` answer `{"code": <number>, "message": "..."}` as CompreFace does
 
 
 def create_app(engine: Engine) -> FastAPI:
-    app = FastAPIOffline(title="facesearch", version="0.1.0", description=DESCRIPTION)
-    app.state.service = Service.over(engine)
-    for module in (api_gallery, api_search, api_subjects, api_accountability, compreface):
+    svc = Service.over(engine)
+    sweeper = RetentionSweeper(svc, engine.settings.purge_interval_minutes * 60.0)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sweeper.start()
+        yield
+        sweeper.stop()
+
+    app = FastAPIOffline(title="facesearch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = svc
+    for module in (api_gallery, api_search, api_people, api_subjects, api_accountability, compreface):
         app.include_router(module.router)
     _add_error_handlers(app)
     _add_health(app)
+    _add_ui_headers(app)
     app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="ui")
 
     @app.get("/", include_in_schema=False)
@@ -46,6 +66,17 @@ def create_app(engine: Engine) -> FastAPI:
         return RedirectResponse("/ui/")
 
     return app
+
+
+def _add_ui_headers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def ui_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        if request.url.path.startswith("/ui"):
+            response.headers.update(UI_HEADERS)
+        else:
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
 
 
 def _add_health(app: FastAPI) -> None:

@@ -251,7 +251,9 @@ def _example_template(svc: Service, subjects: Subjects, image_id: int) -> Embedd
 # -- subjects ------------------------------------------------------------------------------------------
 
 
-@router.post("/recognition/subjects", status_code=201, summary="Enrol a subject (with consent_given_by and consent_scope)")
+@router.post(
+    "/recognition/subjects", status_code=201, summary="Enrol a subject, with consent_given_by and consent_scope"
+)
 def add_subject(
     request: Request, key: Annotated[ApiKey, Depends(ENROLLER)], body: Annotated[dict[str, Any], Body()]
 ) -> Any:

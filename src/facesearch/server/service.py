@@ -11,7 +11,14 @@ from fastapi import Request, UploadFile
 
 from facesearch.audit import RefusalEvent
 from facesearch.engine import Engine
-from facesearch.errors import ForbiddenError, InvalidValueError, RateLimitedError, TooLargeError, UnauthorizedError
+from facesearch.errors import (
+    CollectionScopeError,
+    ForbiddenError,
+    InvalidValueError,
+    RateLimitedError,
+    TooLargeError,
+    UnauthorizedError,
+)
 from facesearch.keys import ApiKey, KeyStore, Role
 from facesearch.server.ratelimit import RateLimiter
 
@@ -105,6 +112,6 @@ def read_upload(upload: UploadFile, max_bytes: int) -> tuple[str, bytes]:
 def collection_allowed(key: ApiKey, collection: str) -> None:
     """Ingest keys (and search keys restricted to some collections) reach only the collections named on them."""
     if collection not in key.collections:
-        raise ForbiddenError(
+        raise CollectionScopeError(
             f"this {key.role.value} key may use {', '.join(key.collections) or 'no collection'}, not {collection!r}"
         )

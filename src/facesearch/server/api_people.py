@@ -1,0 +1,107 @@
+"""People: faces grouped into individuals, in collections whose purpose allows it.
+
+Clustering is a processing run over a collection's faces, so it belongs to ingest keys (of that
+collection); looking at people and correcting them (name, hide, merge, split) is work on faces, so it
+belongs to search keys. Every run and correction is audited by the people service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from facesearch.keys import ApiKey, Role
+from facesearch.people.service import People
+from facesearch.results import to_plain
+from facesearch.server.service import allow, collection_allowed, service
+
+router = APIRouter(prefix="/v1", tags=["people"])
+
+
+class Cluster(BaseModel):
+    full: bool = Field(False, description="Regroup every face no person placed by hand (default: only new faces).")
+
+
+class PersonChange(BaseModel):
+    name: str | None = Field(None, description="A label (not an enrolment: no consent is implied).")
+    hidden: bool | None = Field(None, description="Hide the person from lists, or show them again.")
+
+
+class Merge(BaseModel):
+    other: int = Field(description="The person whose faces join this one (it disappears).")
+
+
+class Split(BaseModel):
+    face_ids: list[int] = Field(description="Faces of this person that become a new person.")
+
+
+def _scoped(key: ApiKey, collection: str) -> None:
+    if key.collections or key.role is Role.INGEST:
+        collection_allowed(key, collection)
+
+
+@router.post("/collections/{name}/people/cluster", summary="Group the collection's faces into people (ingest)")
+def cluster(request: Request, name: str, body: Cluster, key: Annotated[ApiKey, Depends(allow(Role.INGEST))]) -> Any:
+    _scoped(key, name)
+    svc = service(request)
+    with svc.lock:
+        return to_plain(People(svc.engine).cluster(name, key.actor, full=body.full))
+
+
+@router.get("/collections/{name}/people", summary="People of a collection, largest first, with a representative face")
+def list_people(
+    request: Request, name: str, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))], hidden: bool = False
+) -> Any:
+    _scoped(key, name)
+    svc = service(request)
+    with svc.lock:
+        people = People(svc.engine)
+        return {
+            "items": to_plain(people.list_people(name, include_hidden=hidden)),
+            "low_quality_faces": people.low_quality_faces(name),
+        }
+
+
+@router.get("/people/{person_id}", summary="A person and their faces")
+def show_person(request: Request, person_id: int, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        detail = People(svc.engine).show(person_id)
+    _scoped(key, detail.info.collection)
+    return to_plain(detail)
+
+
+@router.patch("/people/{person_id}", summary="Name, hide or show a person")
+def change_person(
+    request: Request, person_id: int, body: PersonChange, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]
+) -> Any:
+    svc = service(request)
+    with svc.lock:
+        people = People(svc.engine)
+        _scoped(key, people.show(person_id).info.collection)
+        if body.name is not None:
+            people.name(person_id, body.name, key.actor)
+        if body.hidden is not None:
+            people.hide(person_id, key.actor, hidden=body.hidden)
+        return to_plain(people.show(person_id).info)
+
+
+@router.post("/people/{person_id}/merge", summary="Merge another person into this one")
+def merge(request: Request, person_id: int, body: Merge, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        people = People(svc.engine)
+        _scoped(key, people.show(person_id).info.collection)
+        people.merge(person_id, body.other, key.actor)
+        return to_plain(people.show(person_id).info)
+
+
+@router.post("/people/{person_id}/split", summary="Split faces out of a person into a new person")
+def split(request: Request, person_id: int, body: Split, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
+    svc = service(request)
+    with svc.lock:
+        people = People(svc.engine)
+        _scoped(key, people.show(person_id).info.collection)
+        new_id = people.split(person_id, body.face_ids, key.actor)
+        return to_plain(people.show(new_id).info)

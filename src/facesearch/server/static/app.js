@@ -1,0 +1,575 @@
+// facesearch web UI: a small single-page app over the /v1 HTTP API. No frameworks, no build step.
+// Data from the API is always written with textContent, never innerHTML.
+"use strict";
+
+const KEY_STORAGE = "facesearch.apiKey";
+const AUDIT_LIMIT = 50;
+const AUDIT_ACTIONS = [
+  "ingest", "search", "verify", "export", "purge", "erasure", "access-request", "objection",
+  "objection-skip", "configuration", "people", "subject", "refusal",
+];
+const NAV = [
+  { route: "search", label: "Search", roles: ["search"] },
+  { route: "rights", label: "Rights requests", roles: ["rights"] },
+  { route: "audit", label: "Audit log", roles: ["auditor"] },
+  { route: "collections", label: "Collections", roles: ["admin", "ingest", "search", "auditor", "rights"] },
+];
+const HOME = { search: "search", rights: "rights", auditor: "audit" };
+
+const state = { me: null, objectUrls: [], auditOffset: 0, pendingError: "" };
+
+// ---------- small helpers ----------
+
+function $(selector, root = document) {
+  return root.querySelector(selector);
+}
+
+function el(tag, text, attrs = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  return node;
+}
+
+function getKey() {
+  return sessionStorage.getItem(KEY_STORAGE);
+}
+
+function formatDate(value) {
+  if (!value) return "";
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+}
+
+function formatDay(value) {
+  if (!value) return "";
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleDateString();
+}
+
+function fileName(path) {
+  return String(path || "").split(/[\\/]/).pop();
+}
+
+function showError(message) {
+  const box = $("#alert");
+  box.textContent = message;
+  box.hidden = false;
+}
+
+function clearError() {
+  const box = $("#alert");
+  box.textContent = "";
+  box.hidden = true;
+}
+
+function forgetObjectUrls() {
+  for (const url of state.objectUrls) URL.revokeObjectURL(url);
+  state.objectUrls = [];
+}
+
+// ---------- the API ----------
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function request(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  const key = options.key || getKey();
+  if (key) headers.set("X-API-Key", key);
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (error) {
+    throw new ApiError(0, "network", `The server could not be reached: ${error.message}`);
+  }
+  if (!response.ok) {
+    let body = {};
+    try {
+      body = await response.json();
+    } catch (error) {
+      body = {};
+    }
+    throw new ApiError(response.status, body.code || "http_error", body.message || `HTTP ${response.status}`);
+  }
+  return response;
+}
+
+async function api(path, options = {}) {
+  const response = await request(path, options);
+  return response.json();
+}
+
+async function imageUrl(path) {
+  const response = await request(path);
+  const url = URL.createObjectURL(await response.blob());
+  state.objectUrls.push(url);
+  return url;
+}
+
+function handleError(error) {
+  const message = error.message || String(error);
+  if (error instanceof ApiError && error.status === 401 && state.me) {
+    state.pendingError = `Signed out: ${message}`;
+    signOut();
+    return;
+  }
+  showError(message);
+}
+
+// ---------- sign in and out ----------
+
+async function signIn(key) {
+  const me = await api("/v1/me", { key });
+  sessionStorage.setItem(KEY_STORAGE, key);
+  state.me = me;
+  renderHeader();
+  return me;
+}
+
+function signOut() {
+  sessionStorage.removeItem(KEY_STORAGE);
+  state.me = null;
+  renderHeader();
+  location.hash = "#/signin";
+}
+
+function renderHeader() {
+  const nav = $("#nav");
+  nav.replaceChildren();
+  const who = $("#who");
+  if (!state.me) {
+    who.hidden = true;
+    return;
+  }
+  const list = el("ul");
+  for (const item of NAV) {
+    if (!item.roles.includes(state.me.role)) continue;
+    const li = el("li");
+    li.append(el("a", item.label, { href: `#/${item.route}`, "data-route": item.route }));
+    list.append(li);
+  }
+  nav.append(list);
+  $("#who-text").textContent = `${state.me.owner} (${state.me.role})`;
+  who.hidden = false;
+}
+
+function markCurrentNav(route) {
+  for (const link of document.querySelectorAll("#nav a")) {
+    if (link.dataset.route === route) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+// ---------- routing ----------
+
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, "");
+  const [path, query] = raw.split("?");
+  const parts = path.split("/").filter(Boolean);
+  return { route: parts[0] || "", args: parts.slice(1), params: new URLSearchParams(query || "") };
+}
+
+function mount(templateId) {
+  forgetObjectUrls();
+  const main = $("#main");
+  main.replaceChildren($(templateId).content.cloneNode(true));
+  return main;
+}
+
+const PAGES = {
+  signin: { render: renderSignIn, roles: null },
+  search: { render: renderSearch, roles: ["search"] },
+  image: { render: renderImage, roles: ["search", "rights"] },
+  collections: { render: renderCollections, roles: ["admin", "ingest", "search", "auditor", "rights"] },
+  audit: { render: renderAudit, roles: ["auditor"] },
+  rights: { render: renderRights, roles: ["rights"] },
+};
+
+async function route() {
+  clearError();
+  if (state.pendingError) {
+    showError(state.pendingError);
+    state.pendingError = "";
+  }
+  const { route: name, args, params } = parseHash();
+  if (!state.me && getKey()) {
+    try {
+      await signIn(getKey());
+    } catch (error) {
+      sessionStorage.removeItem(KEY_STORAGE);
+    }
+  }
+  if (!state.me) {
+    if (name !== "signin") {
+      location.hash = "#/signin";
+      return;
+    }
+  } else if (!PAGES[name] || name === "signin" || !PAGES[name].roles.includes(state.me.role)) {
+    location.hash = `#/${HOME[state.me.role] || "collections"}`;
+    return;
+  }
+  markCurrentNav(name);
+  try {
+    await PAGES[name].render(args, params);
+  } catch (error) {
+    handleError(error);
+  }
+}
+
+// ---------- sign-in page ----------
+
+function renderSignIn() {
+  const main = mount("#tpl-signin");
+  const input = $("#api-key", main);
+  $("#signin-form", main).addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearError();
+    try {
+      await signIn(input.value.trim());
+      input.value = "";
+      location.hash = `#/${HOME[state.me.role] || "collections"}`;
+    } catch (error) {
+      showError(error.status === 401 ? `Sign-in failed: ${error.message}` : error.message);
+    }
+  });
+  input.focus();
+}
+
+// ---------- search page ----------
+
+function renderSearch() {
+  const main = mount("#tpl-search");
+  $("#purpose", main).textContent = state.me.purpose || "(none declared)";
+  const input = $("#probe", main);
+  input.addEventListener("change", () => showPreview(input.files[0]));
+  setUpDropZone($("#drop", main), input);
+  $("#search-form", main).addEventListener("submit", (event) => {
+    event.preventDefault();
+    runSearch(input.files[0], $("#case", main).value.trim());
+  });
+}
+
+function setUpDropZone(zone, input) {
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    if (!event.dataTransfer || event.dataTransfer.files.length === 0) return;
+    input.files = event.dataTransfer.files;
+    showPreview(input.files[0]);
+  });
+}
+
+function showPreview(file) {
+  const preview = $("#probe-preview");
+  if (!preview) return;
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  if (!file) {
+    preview.hidden = true;
+    return;
+  }
+  preview.src = URL.createObjectURL(file);
+  preview.hidden = false;
+}
+
+async function runSearch(file, caseRef) {
+  clearError();
+  const status = $("#search-status");
+  const results = $("#results");
+  if (!file) {
+    showError("Choose a probe photo first.");
+    return;
+  }
+  forgetObjectUrls();
+  results.replaceChildren();
+  status.textContent = "Searching…";
+  const form = new FormData();
+  form.append("file", file);
+  if (caseRef) form.append("case", caseRef);
+  const button = $("#search-button");
+  button.disabled = true;
+  try {
+    const answer = await api("/v1/search", { method: "POST", body: form });
+    renderResults(answer, status, results);
+  } catch (error) {
+    status.textContent = error.code === "no_face" ? "No face was found in the probe photo." : "Search failed.";
+    handleError(error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function renderResults(answer, status, results) {
+  const total = answer.results.reduce((sum, face) => sum + face.matches.length, 0);
+  status.textContent = total === 0
+    ? `No matches for the ${answer.faces_in_probe} face(s) in the probe (threshold ${answer.threshold}).`
+    : `${total} match(es) for ${answer.faces_in_probe} face(s) in the probe (threshold ${answer.threshold}; smaller distance = more similar).`;
+  for (const face of answer.results) {
+    if (face.matches.length === 0) continue;
+    const section = el("section", null, { class: "probe-face" });
+    section.append(el("h2", `Probe face ${face.probe_face + 1}: ${face.matches.length} match(es)`));
+    const grid = el("ul", null, { class: "grid" });
+    for (const match of face.matches) grid.append(matchCard(match));
+    section.append(grid);
+    results.append(section);
+  }
+}
+
+function matchCard(match) {
+  const li = el("li");
+  const link = el("a", null, { class: "match", href: `#/image/face/${match.face_id}` });
+  const img = el("img", null, { alt: `Face ${match.face_id}`, width: "150", height: "150" });
+  link.append(img);
+  const facts = el("dl");
+  addFact(facts, "Distance", Number(match.distance).toFixed(2));
+  addFact(facts, "Collection", match.collection);
+  const source = addFact(facts, "Source", fileName(match.image_path));
+  source.title = match.image_path;
+  source.classList.add("source");
+  addFact(facts, "Ingested", formatDay(match.ingested_at));
+  link.append(facts);
+  li.append(link);
+  imageUrl(`/v1/faces/${match.face_id}/thumbnail`).then((url) => { img.src = url; }).catch(() => {
+    img.alt = `Face ${match.face_id} (thumbnail unavailable)`;
+  });
+  api(`/v1/faces/${match.face_id}`).then((face) => {
+    link.href = `#/image/${face.image_id}?face=${match.face_id}`;
+  }).catch(() => {});
+  return li;
+}
+
+function addFact(list, term, value) {
+  list.append(el("dt", term));
+  const dd = el("dd", value);
+  list.append(dd);
+  return dd;
+}
+
+// ---------- image page ----------
+
+async function renderImage(args, params) {
+  let imageId = args[0];
+  let faceId = params.get("face");
+  if (imageId === "face") {
+    faceId = args[1];
+    const face = await api(`/v1/faces/${encodeURIComponent(faceId)}`);
+    imageId = String(face.image_id);
+  }
+  const main = mount("#tpl-image");
+  const image = await api(`/v1/images/${encodeURIComponent(imageId)}`);
+  $("#image-title", main).textContent = `#${image.id}`;
+  const facts = $("#image-facts tbody", main);
+  addRow(facts, "Collection", image.collection);
+  addRow(facts, "Source", image.source).classList.add("source");
+  addRow(facts, "Size", `${image.width} × ${image.height} px (${image.format})`);
+  addRow(facts, "Ingested at", formatDate(image.ingested_at));
+  addRow(facts, "Faces", image.face_count);
+  const faces = $("#image-faces tbody", main);
+  for (const face of image.faces) {
+    const row = el("tr");
+    if (String(face.id) === String(faceId)) row.classList.add("chosen");
+    for (const value of [face.id, face.box.join(", "), Number(face.score).toFixed(2), face.rotation, face.subject || ""]) {
+      row.append(el("td", value));
+    }
+    faces.append(row);
+  }
+  const query = faceId ? `?face=${encodeURIComponent(faceId)}` : "";
+  $("#picture", main).src = await imageUrl(`/v1/images/${encodeURIComponent(imageId)}/picture${query}`);
+}
+
+function addRow(tbody, label, value) {
+  const row = el("tr");
+  row.append(el("th", label, { scope: "row" }));
+  const cell = el("td", value);
+  row.append(cell);
+  tbody.append(row);
+  return cell;
+}
+
+// ---------- collections page ----------
+
+async function renderCollections() {
+  const main = mount("#tpl-collections");
+  const answer = await api("/v1/collections");
+  const tbody = $("#collections tbody", main);
+  for (const c of answer.items) {
+    const row = el("tr");
+    for (const value of [c.name, c.purpose, c.lawful_basis, c.biometric_condition, c.retention_days,
+      c.image_count, c.face_count]) {
+      row.append(el("td", value));
+    }
+    tbody.append(row);
+  }
+  if (answer.items.length === 0) {
+    const row = el("tr");
+    row.append(el("td", "No collections yet.", { colspan: "7" }));
+    tbody.append(row);
+  }
+}
+
+// ---------- audit page ----------
+
+function renderAudit() {
+  const main = mount("#tpl-audit");
+  const select = $("#f-action", main);
+  for (const action of AUDIT_ACTIONS) select.append(el("option", action, { value: action }));
+  state.auditOffset = 0;
+  $("#audit-form", main).addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.auditOffset = 0;
+    loadAudit();
+  });
+  $("#prev-page", main).addEventListener("click", () => {
+    state.auditOffset = Math.max(0, state.auditOffset - AUDIT_LIMIT);
+    loadAudit();
+  });
+  $("#next-page", main).addEventListener("click", () => {
+    state.auditOffset += AUDIT_LIMIT;
+    loadAudit();
+  });
+  $("#verify-chain", main).addEventListener("click", verifyChain);
+  return loadAudit();
+}
+
+async function loadAudit() {
+  clearError();
+  const params = new URLSearchParams({ offset: state.auditOffset, limit: AUDIT_LIMIT });
+  for (const name of ["actor", "action", "purpose"]) {
+    const value = $(`#audit-form [name=${name}]`).value.trim();
+    if (value) params.set(name, value);
+  }
+  try {
+    const answer = await api(`/v1/audit?${params}`);
+    renderAuditRows(answer.items);
+    $("#prev-page").disabled = state.auditOffset === 0;
+    $("#next-page").disabled = answer.items.length < AUDIT_LIMIT;
+    const first = answer.items.length ? state.auditOffset + 1 : state.auditOffset;
+    $("#page-info").textContent = `Entries ${first}–${state.auditOffset + answer.items.length}`;
+  } catch (error) {
+    handleError(error);
+  }
+}
+
+function renderAuditRows(items) {
+  const tbody = $("#audit tbody");
+  tbody.replaceChildren();
+  for (const entry of items) {
+    const row = el("tr");
+    for (const value of [entry.seq, formatDate(entry.at), entry.actor, entry.action, entry.collection || "",
+      entry.purpose || ""]) {
+      row.append(el("td", value));
+    }
+    const details = el("td");
+    details.append(el("code", JSON.stringify(entry.details)));
+    row.append(details);
+    tbody.append(row);
+  }
+  if (items.length === 0) {
+    const row = el("tr");
+    row.append(el("td", "No entries.", { colspan: "7" }));
+    tbody.append(row);
+  }
+}
+
+async function verifyChain() {
+  clearError();
+  const status = $("#chain-status");
+  status.textContent = "Verifying…";
+  status.className = "status";
+  try {
+    const answer = await api("/v1/audit/verify");
+    if (answer.ok) {
+      status.textContent = `Chain intact: ${answer.entries} entries`;
+      status.classList.add("ok");
+    } else {
+      status.textContent = `Chain broken at entry ${answer.first_broken_seq}: ${answer.problem}`;
+      status.classList.add("bad");
+    }
+  } catch (error) {
+    status.textContent = "";
+    handleError(error);
+  }
+}
+
+// ---------- rights page ----------
+
+function renderRights() {
+  const main = mount("#tpl-rights");
+  $("#rights-form", main).addEventListener("submit", (event) => {
+    event.preventDefault();
+    accessReport();
+  });
+  $("#erase-button", main).addEventListener("click", erase);
+}
+
+function rightsForm() {
+  const form = $("#rights-form");
+  if (!form.reportValidity()) return null;
+  const data = new FormData();
+  data.append("file", $("#person-photo").files[0]);
+  data.append("reference", $("#reference").value.trim());
+  return data;
+}
+
+async function accessReport() {
+  clearError();
+  const data = rightsForm();
+  if (!data) return;
+  const status = $("#access-status");
+  status.textContent = "Looking…";
+  try {
+    const answer = await api("/v1/rights/access", { method: "POST", body: data });
+    status.textContent = `${answer.held.length} image(s) held (reference ${answer.reference}).`;
+    renderHeld(answer.held);
+  } catch (error) {
+    status.textContent = "";
+    handleError(error);
+  }
+}
+
+function renderHeld(held) {
+  const tbody = $("#access tbody");
+  tbody.replaceChildren();
+  for (const item of held) {
+    const row = el("tr");
+    for (const value of [item.collection, item.purpose, item.lawful_basis, item.source, formatDay(item.ingested_at),
+      formatDay(item.delete_by), Number(item.distance).toFixed(2)]) {
+      row.append(el("td", value));
+    }
+    tbody.append(row);
+  }
+  $("#access-wrap").hidden = held.length === 0;
+}
+
+async function erase() {
+  clearError();
+  const data = rightsForm();
+  if (!data) return;
+  if (!confirm("Erase every held image of this person? This cannot be undone.")) return;
+  const status = $("#erase-status");
+  status.textContent = "Erasing…";
+  try {
+    const answer = await api("/v1/rights/erase", { method: "POST", body: data });
+    const r = answer.receipt;
+    status.textContent = `Erasure receipt ${r.id}: ${r.faces_removed} face(s) and ${r.images_removed} image(s) removed (reference ${r.reference}).`;
+  } catch (error) {
+    status.textContent = "";
+    handleError(error);
+  }
+}
+
+// ---------- start ----------
+
+$("#signout").addEventListener("click", signOut);
+window.addEventListener("hashchange", route);
+route();
