@@ -10,13 +10,17 @@ const AUDIT_ACTIONS = [
 ];
 const NAV = [
   { route: "search", label: "Search", roles: ["search"] },
+  { route: "people", label: "People", roles: ["search"] },
   { route: "rights", label: "Rights requests", roles: ["rights"] },
   { route: "audit", label: "Audit log", roles: ["auditor"] },
   { route: "collections", label: "Collections", roles: ["admin", "ingest", "search", "auditor", "rights"] },
 ];
 const HOME = { search: "search", rights: "rights", auditor: "audit" };
 
-const state = { me: null, objectUrls: [], auditOffset: 0, pendingError: "" };
+const state = {
+  me: null, objectUrls: [], auditOffset: 0, pendingError: "",
+  peopleCollection: "", peopleSelected: [], peopleLoad: 0, peopleNotice: "",
+};
 
 // ---------- small helpers ----------
 
@@ -189,7 +193,10 @@ const PAGES = {
   collections: { render: renderCollections, roles: ["admin", "ingest", "search", "auditor", "rights"] },
   audit: { render: renderAudit, roles: ["auditor"] },
   rights: { render: renderRights, roles: ["rights"] },
+  people: { render: renderPeople, roles: ["search"] },
+  person: { render: renderPerson, roles: ["search"] },
 };
+const NAV_OF = { person: "people", image: "search" };
 
 async function route() {
   clearError();
@@ -214,7 +221,7 @@ async function route() {
     location.hash = `#/${HOME[state.me.role] || "collections"}`;
     return;
   }
-  markCurrentNav(name);
+  markCurrentNav(NAV_OF[name] || name);
   try {
     await PAGES[name].render(args, params);
   } catch (error) {
@@ -566,6 +573,272 @@ async function erase() {
     status.textContent = "";
     handleError(error);
   }
+}
+
+// ---------- people pages ----------
+
+function personLabel(info) {
+  const name = String(info.name || "").trim();
+  return name || `Person #${info.id}`;
+}
+
+function faceCount(n) {
+  return `${n} face${Number(n) === 1 ? "" : "s"}`;
+}
+
+function thumbnail(faceId, alt) {
+  const img = el("img", null, { alt, width: "150", height: "150" });
+  if (faceId === undefined || faceId === null) {
+    img.alt = `${alt} (no face to show)`;
+    return img;
+  }
+  imageUrl(`/v1/faces/${encodeURIComponent(faceId)}/thumbnail`).then((url) => { img.src = url; }).catch(() => {
+    img.alt = `${alt} (thumbnail unavailable)`;
+  });
+  return img;
+}
+
+function peopleStatus(message, kind = "") {
+  const status = $("#people-status");
+  if (!status) return;
+  status.textContent = message;
+  status.className = kind ? `status ${kind}` : "status";
+}
+
+function showPeopleNotice() {
+  if (!state.peopleNotice) return;
+  peopleStatus(state.peopleNotice, "ok");
+  state.peopleNotice = "";
+}
+
+async function renderPeople(args, params) {
+  const main = mount("#tpl-people");
+  showPeopleNotice();
+  state.peopleSelected = [];
+  const select = $("#people-collection", main);
+  const hidden = $("#show-hidden", main);
+  hidden.checked = params.get("hidden") === "true";
+  const answer = await api("/v1/collections");
+  const allowed = answer.items.filter((c) => c.people_allowed);
+  for (const c of allowed) select.append(el("option", c.name, { value: c.name }));
+  if (allowed.length === 0) {
+    select.disabled = true;
+    hidden.disabled = true;
+    $("#people-note", main).textContent = "No collection you can see was declared for grouping faces into people.";
+    return;
+  }
+  const wanted = params.get("collection") || state.peopleCollection;
+  select.value = allowed.some((c) => c.name === wanted) ? wanted : allowed[0].name;
+  const reload = () => {
+    state.peopleCollection = select.value;
+    const query = new URLSearchParams({ collection: select.value });
+    if (hidden.checked) query.set("hidden", "true");
+    history.replaceState(null, "", `#/people?${query}`);
+    return loadPeople();
+  };
+  select.addEventListener("change", () => {
+    peopleStatus("");
+    reload();
+  });
+  hidden.addEventListener("change", reload);
+  $("#merge-button", main).addEventListener("click", mergeSelected);
+  return reload();
+}
+
+async function loadPeople() {
+  clearError();
+  const collection = $("#people-collection").value;
+  const hidden = $("#show-hidden").checked;
+  const load = ++state.peopleLoad;
+  state.peopleSelected = [];
+  updateMergeButton();
+  const grid = $("#people");
+  grid.setAttribute("aria-busy", "true");
+  try {
+    const answer = await api(`/v1/collections/${encodeURIComponent(collection)}/people?hidden=${hidden}`);
+    if (load !== state.peopleLoad || !$("#people")) return;
+    forgetObjectUrls();
+    grid.replaceChildren();
+    for (const person of answer.items) grid.append(personCard(person));
+    const low = Number(answer.low_quality_faces) || 0;
+    const note = [`${answer.items.length} ${answer.items.length === 1 ? "person" : "people"} in ${collection}.`];
+    note.push(`${faceCount(low)} too small, blurred or unsure to group.`);
+    $("#people-note").textContent = note.join(" ");
+    if (answer.items.length === 0) {
+      grid.append(el("li", hidden
+        ? "No people yet: an ingest key groups the collection's faces into people."
+        : "No people to show. Tick \u201cShow hidden\u201d to see hidden people.", { class: "empty" }));
+    }
+  } catch (error) {
+    if (load === state.peopleLoad) handleError(error);
+  } finally {
+    if (load === state.peopleLoad && $("#people")) grid.removeAttribute("aria-busy");
+  }
+}
+
+function personCard(person) {
+  const label = personLabel(person);
+  const li = el("li", null, { class: person.hidden ? "person hidden-person" : "person", "data-person-id": person.id });
+  const link = el("a", null, { class: "person-link", href: `#/person/${person.id}` });
+  link.append(thumbnail(person.representative ? person.representative.face_id : null, `Face of ${label}`));
+  link.append(el("span", label, { class: "person-name" }));
+  li.append(link);
+  const facts = el("p", faceCount(person.face_count), { class: "person-count" });
+  if (person.hidden) facts.append(el("span", " (hidden)", { class: "tag" }));
+  li.append(facts);
+  const id = `select-person-${person.id}`;
+  const pick = el("div", null, { class: "check" });
+  const box = el("input", null, { type: "checkbox", id, "data-person-id": person.id });
+  box.addEventListener("change", () => {
+    const chosen = state.peopleSelected.filter((p) => p.id !== person.id);
+    if (box.checked) chosen.push({ id: person.id, label });
+    state.peopleSelected = chosen;
+    li.classList.toggle("selected", box.checked);
+    updateMergeButton();
+  });
+  pick.append(box, el("label", `Select ${label}`, { for: id }));
+  li.append(pick);
+  return li;
+}
+
+function updateMergeButton() {
+  const button = $("#merge-button");
+  const hint = $("#merge-hint");
+  if (!button) return;
+  const chosen = state.peopleSelected;
+  button.disabled = chosen.length !== 2;
+  if (chosen.length === 2) hint.textContent = `${chosen[1].label} will join ${chosen[0].label}.`;
+  else if (chosen.length > 2) hint.textContent = `${chosen.length} selected: select exactly two to merge.`;
+  else hint.textContent = chosen.length === 1 ? `${chosen[0].label} selected: select one more to merge.` : "";
+}
+
+async function mergeSelected() {
+  clearError();
+  if (state.peopleSelected.length !== 2) return;
+  const [keep, other] = state.peopleSelected;
+  if (!confirm(`Merge ${other.label} into ${keep.label}? All faces of ${other.label} will belong to ${keep.label}.`)) {
+    return;
+  }
+  const button = $("#merge-button");
+  button.disabled = true;
+  peopleStatus("Merging…");
+  try {
+    const info = await api(`/v1/people/${encodeURIComponent(keep.id)}/merge`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ other: other.id }),
+    });
+    peopleStatus(`Merged ${other.label} into ${personLabel(info)}: ${faceCount(info.face_count)}.`, "ok");
+    await loadPeople();
+  } catch (error) {
+    peopleStatus("");
+    updateMergeButton();
+    handleError(error);
+  }
+}
+
+async function changePerson(id, change) {
+  return api(`/v1/people/${encodeURIComponent(id)}`, {
+    method: "PATCH",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(change),
+  });
+}
+
+async function renderPerson(args) {
+  const id = args[0];
+  const main = mount("#tpl-person");
+  showPeopleNotice();
+  const detail = await api(`/v1/people/${encodeURIComponent(id)}`);
+  let info = detail.info;
+  const back = $("#back-to-people", main);
+  back.href = `#/people?${new URLSearchParams({ collection: info.collection })}`;
+  const nameInput = $("#person-name", main);
+  nameInput.value = info.name || "";
+  const hideButton = $("#hide-button", main);
+  const show = () => {
+    $("#person-title", main).textContent = personLabel(info);
+    const facts = `${faceCount(info.face_count)} in ${info.collection}` + (info.hidden ? " · hidden from the people list" : "");
+    $("#person-facts", main).textContent = facts;
+    hideButton.textContent = info.hidden ? "Show" : "Hide";
+  };
+  show();
+
+  $("#name-form", main).addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearError();
+    try {
+      info = await changePerson(info.id, { name: nameInput.value.trim() });
+      show();
+      peopleStatus(info.name ? `Saved the name ${info.name}.` : "Removed the name.", "ok");
+    } catch (error) {
+      peopleStatus("");
+      handleError(error);
+    }
+  });
+
+  hideButton.addEventListener("click", async () => {
+    clearError();
+    hideButton.disabled = true;
+    try {
+      info = await changePerson(info.id, { hidden: !info.hidden });
+      show();
+      peopleStatus(info.hidden
+        ? `${personLabel(info)} is hidden: the people list shows them only with \u201cShow hidden\u201d ticked.`
+        : `${personLabel(info)} is shown in the people list again.`, "ok");
+    } catch (error) {
+      handleError(error);
+    } finally {
+      hideButton.disabled = false;
+    }
+  });
+
+  const grid = $("#person-faces", main);
+  const splitButton = $("#split-button", main);
+  const selected = new Set();
+  for (const face of detail.faces) {
+    const li = el("li", null, { class: "face", "data-face-id": face.face_id });
+    const link = el("a", null, { class: "face-link", href: `#/image/${face.image_id}?face=${face.face_id}` });
+    link.append(thumbnail(face.face_id, `Face ${face.face_id}`));
+    const source = el("span", fileName(face.image_path), { class: "source", title: face.image_path });
+    link.append(source);
+    li.append(link);
+    const boxId = `select-face-${face.face_id}`;
+    const box = el("input", null, { type: "checkbox", id: boxId });
+    box.addEventListener("change", () => {
+      if (box.checked) selected.add(face.face_id);
+      else selected.delete(face.face_id);
+      li.classList.toggle("selected", box.checked);
+      splitButton.disabled = selected.size === 0;
+    });
+    const pick = el("div", null, { class: "check" });
+    pick.append(box, el("label", `Select face ${face.face_id}`, { for: boxId }));
+    li.append(pick);
+    grid.append(li);
+  }
+  if (detail.faces.length === 0) grid.append(el("li", "This person has no faces.", { class: "empty" }));
+
+  splitButton.addEventListener("click", async () => {
+    clearError();
+    if (selected.size === 0) return;
+    const count = faceCount(selected.size);
+    if (!confirm(`Split ${count} out of ${personLabel(info)} into a new person?`)) return;
+    splitButton.disabled = true;
+    peopleStatus("Splitting…");
+    try {
+      const made = await api(`/v1/people/${encodeURIComponent(info.id)}/split`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ face_ids: [...selected] }),
+      });
+      state.peopleNotice = `Split ${count} out of ${personLabel(info)} into this new person.`;
+      location.hash = `#/person/${made.id}`;
+    } catch (error) {
+      peopleStatus("");
+      splitButton.disabled = selected.size === 0;
+      handleError(error);
+    }
+  });
 }
 
 // ---------- start ----------
