@@ -72,7 +72,13 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/detection/detect"): frozenset({S}),
     ("POST", "/api/v1/verification/verify"): frozenset({S}),
 }
-PATH_VALUES = {"{name}": "nobody-here", "{image_id}": "999999", "{face_id}": "999999", "{key_id}": "999999", "{person_id}": "999999"}
+PATH_VALUES = {
+    "{name}": "nobody-here",
+    "{image_id}": "999999",
+    "{face_id}": "999999",
+    "{key_id}": "999999",
+    "{person_id}": "999999",
+}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 from facesearch.distance import face_distance, is_match
 from facesearch.errors import InvalidValueError, NoFaceError
 from facesearch.imaging import decode_image, read_image_file
-from facesearch.models.registry import ModelSet, shared_models
+from facesearch.models.registry import ModelSet, configured_models
 from facesearch.pipeline import DetectionOptions, analyse_image, detect_faces
 from facesearch.records import AnalysedFace, LoadedImage
 from facesearch.results import DetectionResult, FaceInfo, Verification
@@ -20,7 +20,7 @@ ImageSource = Path | bytes
 class FaceAnalyser:
     def __init__(self, settings: Settings, models: ModelSet | None = None) -> None:
         self.settings = settings
-        self.models = models or shared_models()
+        self.models = models or configured_models(settings.embedder_choice())
         self._detection = DetectionOptions.from_settings(settings)
 
     def load(self, image: ImageSource, name: str | None = None) -> LoadedImage:

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from facesearch.distance import face_distance, is_match
 from facesearch.imaging import load_image
-from facesearch.models.registry import shared_models
+from facesearch.models.registry import ModelSet, configured_models
 from facesearch.pipeline import DetectionOptions, analyse_image
 from facesearch.pipeline import detect_faces as _detect
 from facesearch.records import AnalysedFace, DetectedFace, Embedding, LoadedImage, RGBImage
@@ -37,19 +37,23 @@ def detect_faces(image: ImageInput, settings: Settings | None = None) -> list[De
     HOG (the default detector) is fast on CPUs and finds frontal faces from about 40 px across.
     """
     settings = settings or Settings()
-    return _detect(_loaded(image, settings), shared_models(), DetectionOptions.from_settings(settings))
+    return _detect(_loaded(image, settings), _models(settings), DetectionOptions.from_settings(settings))
 
 
 def embed_faces(image: ImageInput, settings: Settings | None = None) -> list[AnalysedFace]:
     """Every face in ``image`` with its 128-d template (``.embedding``)."""
     settings = settings or Settings()
-    return analyse_image(_loaded(image, settings), shared_models(), DetectionOptions.from_settings(settings))
+    return analyse_image(_loaded(image, settings), _models(settings), DetectionOptions.from_settings(settings))
 
 
 def verify_faces(a: Embedding | npt.ArrayLike, b: Embedding | npt.ArrayLike, threshold: float | None = None) -> bool:
     """Whether two templates belong to the same person at ``threshold`` (default: the measured 0.6)."""
     limit = Settings().match_threshold if threshold is None else threshold
     return is_match(float(face_distance(np.asarray(a), np.asarray(b))[0]), limit)
+
+
+def _models(settings: Settings) -> ModelSet:
+    return configured_models(settings.embedder_choice())
 
 
 def _loaded(image: ImageInput, settings: Settings) -> LoadedImage:

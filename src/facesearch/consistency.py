@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from facesearch.catalog.store import Catalog
-from facesearch.index.base import Ids, Vectors
+from facesearch.index.base import Ids, VectorIndex, Vectors
 from facesearch.index.files import IndexFileError, read_index_file, write_index_file
-from facesearch.index.flat import BACKEND, FlatIndex
+from facesearch.index.policy import IndexPolicy
 from facesearch.vault import CollectionCipher
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Reconciliation:
 
 @dataclass
 class _Open:
-    index: FlatIndex
+    index: VectorIndex
     generation: int
     dirty: bool = False
 
@@ -61,12 +61,13 @@ class CollectionIndexes:
     folder: Path
     dimension: int
     cipher: Callable[[int], CollectionCipher]
+    policy: IndexPolicy = field(default_factory=IndexPolicy)
     _open: dict[int, _Open] = field(default_factory=dict)
 
     def path(self, collection_id: int) -> Path:
         return self.folder / f"collection-{collection_id}.fsindex"
 
-    def index(self, collection_id: int) -> FlatIndex:
+    def index(self, collection_id: int) -> VectorIndex:
         """The collection's index, brought up to the catalog's generation first (another process may
         have written since this one opened it)."""
         state = self._opened(collection_id)
@@ -83,6 +84,7 @@ class CollectionIndexes:
             state.dirty = True
         elif state.generation < generation:  # another writer committed in between: derive from the catalog
             self._catch_up(collection_id, state)
+        self._resize(collection_id, state)
 
     def remove(self, collection_id: int, ids: Ids, generation: int) -> None:
         state = self._opened(collection_id)
@@ -92,6 +94,7 @@ class CollectionIndexes:
             state.dirty = True
         elif state.generation < generation:
             self._catch_up(collection_id, state)
+        self._resize(collection_id, state)
 
     def save(self) -> None:
         """Step 3: write every index changed since it was last saved."""
@@ -104,7 +107,7 @@ class CollectionIndexes:
         self._open.pop(collection_id, None)
         self.path(collection_id).unlink(missing_ok=True)
 
-    def reconcile(self, collection_id: int, index: FlatIndex) -> Reconciliation:
+    def reconcile(self, collection_id: int, index: VectorIndex) -> Reconciliation:
         """Make ``index`` hold exactly the catalog's faces of this collection."""
         catalog_ids = self.catalog.face_ids(collection_id)
         index_ids = index.ids()
@@ -120,7 +123,7 @@ class CollectionIndexes:
     def _write(self, collection_id: int, state: _Open) -> None:
         sealed = self.cipher(collection_id).seal(state.index.serialize(), INDEX_BLOB)
         header = {
-            "backend": BACKEND,
+            "backend": state.index.backend,
             "dimension": self.dimension,
             "count": len(state.index),
             "generation": state.generation,
@@ -129,12 +132,25 @@ class CollectionIndexes:
         }
         write_index_file(self.path(collection_id), header, sealed)
 
-    def _read(self, collection_id: int) -> tuple[FlatIndex, int]:
+    def _read(self, collection_id: int) -> tuple[VectorIndex, int]:
         stored = read_index_file(self.path(collection_id))
-        if stored.header.get("backend") != BACKEND:
-            raise IndexFileError(f"holds a {stored.header.get('backend')!r} index, not {BACKEND!r}")
         payload = self.cipher(collection_id).open(stored.payload, INDEX_BLOB)
-        return FlatIndex.deserialize(payload, self.dimension), stored.generation
+        return self.policy.read(str(stored.header.get("backend")), payload, self.dimension), stored.generation
+
+    def _build(self, collection_id: int) -> VectorIndex:
+        """A new index holding exactly the catalog's faces, of the kind the policy picks for their number."""
+        ids, vectors = self.catalog.embeddings(collection_id, self.cipher(collection_id).open_template)
+        index = self.policy.new_index(self.dimension, vectors)
+        index.add(ids, vectors)
+        return index
+
+    def _resize(self, collection_id: int, state: _Open) -> None:
+        """Switch exact <-> approximate, or re-train the IVF cells, when the collection's size asks for it."""
+        if self.policy.needs_rebuild(state.index):
+            before = state.index.backend
+            state.index = self._build(collection_id)
+            state.dirty = True
+            log.info("collection #%s: vector index rebuilt (%s -> %s)", collection_id, before, state.index.backend)
 
     def _catch_up(self, collection_id: int, state: _Open) -> None:
         state.generation = self.catalog.generation(collection_id)
@@ -154,7 +170,7 @@ class CollectionIndexes:
                 log.warning(
                     "rebuilding the vector index of collection #%s from the catalog: %s", collection_id, problem
                 )
-            index, generation = FlatIndex(self.dimension), -1
+            index, generation = self._build(collection_id), -1
         state = _Open(index, expected)
         if generation != expected:
             result = self.reconcile(collection_id, index)
@@ -167,6 +183,9 @@ class CollectionIndexes:
                     result.added,
                     result.removed,
                 )
+            self._write(collection_id, state)
+        if self.policy.needs_rebuild(state.index):
+            self._resize(collection_id, state)
             self._write(collection_id, state)
         self._open[collection_id] = state
         return state

@@ -41,8 +41,9 @@ from facesearch.errors import (
 from facesearch.files import count_image_files, iter_image_files
 from facesearch.governance import CollectionSpec
 from facesearch.imaging import read_image_file
+from facesearch.index.policy import IndexPolicy
 from facesearch.ingest import FileOutcome, FileTask, Progress, run_tasks, task_for, without_objectors
-from facesearch.models.registry import shared_models
+from facesearch.models.registry import configured_models
 from facesearch.records import AnalysedFace
 from facesearch.results import (
     CollectionInfo,
@@ -98,9 +99,11 @@ class Engine:
         self.catalog = catalog
         self.master_key = master_key
         self.clock = clock
-        self.models = shared_models()  # ingest workers load the same default models in their own processes
+        self.models = configured_models(settings.embedder_choice())  # ingest workers load their own
         self.analyser = FaceAnalyser(settings, self.models)
-        self.indexes = CollectionIndexes(catalog, settings.index_dir, EMBEDDING_DIMENSION, self.cipher)
+        self.indexes = CollectionIndexes(
+            catalog, settings.index_dir, EMBEDDING_DIMENSION, self.cipher, IndexPolicy.from_settings(settings)
+        )
         self._ciphers: dict[int, CollectionCipher] = {}
         self.uploads = UploadStore(settings.data_dir / "uploads")
 
@@ -225,6 +228,7 @@ class Engine:
         started = time.perf_counter()
         progress.start(count_image_files(paths))
         seen: set[str] = set()
+        worker_count = workers or self.settings.worker_count
 
         def tasks() -> Iterator[FileTask]:
             for path in iter_image_files(paths):
@@ -240,12 +244,12 @@ class Engine:
                     progress.advance(path)
                     continue
                 seen.add(content_id)
-                yield task_for(path, self.settings)
+                yield task_for(path, self.settings, worker_count)
 
         batch: list[NewImage] = []
         audited_failures = 0
         try:
-            for outcome in run_tasks(tasks(), workers or self.settings.worker_count):
+            for outcome in run_tasks(tasks(), worker_count):
                 self._collect(outcome, batch, report)
                 progress.advance(outcome.path)
                 if len(batch) >= self.settings.ingest_batch_size:

@@ -9,6 +9,7 @@ skips it (content ids are checked before any work is done).
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -21,7 +22,7 @@ from facesearch.catalog.store import NewImage
 from facesearch.distance import face_distance
 from facesearch.errors import FacesearchError
 from facesearch.imaging import decode_image, read_image_file
-from facesearch.models.registry import shared_models
+from facesearch.models.registry import EmbedderChoice, configured_models
 from facesearch.pipeline import DetectionOptions, analyse_image
 from facesearch.settings import Settings
 
@@ -35,6 +36,7 @@ class FileTask:
     max_pixels: int
     max_side: int
     detection: DetectionOptions
+    embedder: EmbedderChoice
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,16 @@ class FileOutcome:
     error: str | None
 
 
-def task_for(path: Path, settings: Settings) -> FileTask:
+def task_for(path: Path, settings: Settings, workers: int = 1) -> FileTask:
+    """The work for one file; with several workers, each embeds with its share of the cores."""
+    threads = None if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
     return FileTask(
         path=path,
         max_bytes=settings.max_file_bytes,
         max_pixels=settings.max_image_pixels,
         max_side=settings.detect_max_side,
         detection=DetectionOptions.from_settings(settings),
+        embedder=settings.embedder_choice(threads),
     )
 
 
@@ -59,7 +64,7 @@ def analyse_file(task: FileTask) -> FileOutcome:
     try:
         data = read_image_file(task.path, task.max_bytes)
         loaded = decode_image(data, name=str(task.path), max_pixels=task.max_pixels, max_side=task.max_side)
-        models = shared_models()
+        models = configured_models(task.embedder)
         faces = analyse_image(loaded, models, task.detection)
     except FacesearchError as problem:
         return FileOutcome(task.path, None, problem.message)

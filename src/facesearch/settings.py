@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from facesearch.errors import InvalidValueError
+from facesearch.models.registry import EmbedderChoice
 
 ENV_PREFIX = "FACESEARCH_"
 
@@ -57,8 +58,18 @@ class Settings:
     """Default distance at or under which two faces match (search and verify)."""
     search_top_k: int = 10
     """Default number of matches returned for each probe face."""
+    index_exact_max: int = 200_000
+    """Collections with up to this many faces are searched exactly; larger ones get an approximate (IVF)
+    index, rebuilt from the catalog when they cross the limit (and back below half of it)."""
+    index_nprobe: int = 32
+    """Cells of an IVF index compared with each query: more finds more of the true neighbours, slower."""
     ingest_batch_size: int = 64
     """Images written to the catalog per transaction during ingest."""
+    embedder: str = "auto"
+    """How dlib's ResNet runs: ``onnx`` (ONNX Runtime, graph converted from dlib's weights and cached),
+    ``dlib`` (dlib's own code, about 10x slower here), or ``auto`` (ONNX, else dlib with a warning)."""
+    model_cache_dir: str = ""
+    """Where the converted ONNX graph is cached (checksummed); empty means ``~/.cache/facesearch``."""
     master_key: str = field(default="", repr=False)
     """Base64 master key that wraps the collection keys (or use ``master_key_file``); never stored."""
     master_key_file: str = ""
@@ -94,10 +105,15 @@ class Settings:
             "search_rate_per_minute",
             "max_upload_files",
             "purge_interval_minutes",
+            "index_nprobe",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise InvalidValueError(f"setting {name} must be positive, got {getattr(self, name)}")
+        if self.embedder not in ("auto", "onnx", "dlib"):
+            raise InvalidValueError(f"setting embedder must be auto, onnx or dlib, got {self.embedder!r}")
+        if self.index_exact_max < 0:
+            raise InvalidValueError(f"setting index_exact_max must be 0 or more, got {self.index_exact_max}")
         if self.workers < 0:
             raise InvalidValueError(f"setting workers must be 0 (one per core) or more, got {self.workers}")
         if self.upsample_max_pixels < 0:
@@ -115,6 +131,10 @@ class Settings:
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    def embedder_choice(self, threads: int | None = None) -> EmbedderChoice:
+        cache_dir = Path(self.model_cache_dir) if self.model_cache_dir else None
+        return EmbedderChoice(self.embedder, cache_dir, threads)
 
     @property
     def worker_count(self) -> int:

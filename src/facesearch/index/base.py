@@ -19,6 +19,8 @@ class VectorIndex(Protocol):
     """
 
     dimension: int
+    backend: str
+    """Name recorded in the index file, to read it back with the right backend."""
 
     def __len__(self) -> int: ...
 

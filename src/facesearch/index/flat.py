@@ -16,6 +16,8 @@ BACKEND = "faiss-flat"
 class FlatIndex:
     """``IndexIDMap2(IndexFlatL2)``: ``remove`` shifts the remaining vectors down, so removed bytes are gone."""
 
+    backend = BACKEND
+
     def __init__(self, dimension: int, index: faiss.IndexIDMap2 | None = None) -> None:
         self.dimension = dimension
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatL2(dimension))
@@ -26,7 +28,7 @@ class FlatIndex:
     def add(self, ids: Ids, vectors: Vectors) -> None:
         if len(ids) == 0:
             return
-        matrix = _as_matrix(vectors, self.dimension)
+        matrix = as_matrix(vectors, self.dimension)
         if matrix.shape[0] != len(ids):
             raise ValueError(f"{len(ids)} ids for {matrix.shape[0]} vectors")
         self._index.add_with_ids(matrix, np.ascontiguousarray(ids, dtype=np.int64))
@@ -38,12 +40,9 @@ class FlatIndex:
         return int(self._index.remove_ids(selector))
 
     def search(self, queries: Vectors, k: int) -> tuple[npt.NDArray[np.float32], Ids]:
-        matrix = _as_matrix(queries, self.dimension)
+        matrix = as_matrix(queries, self.dimension)
         if len(self) == 0 or k <= 0:
-            return (
-                np.full((matrix.shape[0], max(k, 0)), np.inf, dtype=np.float32),
-                np.full((matrix.shape[0], max(k, 0)), -1, dtype=np.int64),
-            )
+            return empty_result(matrix.shape[0], k)
         squared, ids = self._index.search(matrix, k)
         distances = np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
         distances[ids < 0] = np.inf
@@ -68,7 +67,15 @@ class FlatIndex:
         return cls(dimension, raw)
 
 
-def _as_matrix(vectors: Vectors, dimension: int) -> npt.NDArray[np.float32]:
+def empty_result(queries: int, k: int) -> tuple[npt.NDArray[np.float32], Ids]:
+    """What a search finds in an empty index: rows of id -1 at distance inf."""
+    return (
+        np.full((queries, max(k, 0)), np.inf, dtype=np.float32),
+        np.full((queries, max(k, 0)), -1, dtype=np.int64),
+    )
+
+
+def as_matrix(vectors: Vectors, dimension: int) -> npt.NDArray[np.float32]:
     matrix = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
     if matrix.shape[1] != dimension:
         raise ValueError(f"vectors have {matrix.shape[1]} dimensions, the index {dimension}")

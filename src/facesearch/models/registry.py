@@ -1,15 +1,36 @@
-"""Lazy, once-per-process loading of the models a pipeline uses."""
+"""Lazy, once-per-process loading of the models a pipeline uses.
+
+The embedder is dlib's ResNet either way; ``embedder`` says how it runs: ``onnx`` (ONNX Runtime, the
+graph built from dlib's own weights and cached; about 6-14x faster here), ``dlib`` (dlib's own code), or
+``auto`` (ONNX, falling back to dlib with a warning when ONNX Runtime or the conversion fails). Both give
+the same templates (bench/embed_speed.py reports the largest difference), hence the same model name.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar
 
+from facesearch.errors import DataFolderError
 from facesearch.models.base import FaceDetector, FaceEmbedder, LandmarkModel
 
 _Model = TypeVar("_Model")
+log = logging.getLogger(__name__)
+EMBEDDERS = ("auto", "onnx", "dlib")
+
+
+@dataclass(frozen=True)
+class EmbedderChoice:
+    runtime: str = "auto"
+    cache_dir: Path | None = None
+    """Where the converted ONNX graph is cached (None: the user's cache folder)."""
+    threads: int | None = None
+    """ONNX Runtime threads (None: one per core)."""
 
 
 class ModelSet:
@@ -18,6 +39,14 @@ class ModelSet:
     def __init__(self) -> None:
         self._loaded: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._choice = EmbedderChoice()
+
+    def configure(self, choice: EmbedderChoice) -> None:
+        """How the embedder runs; an embedder already loaded another way is dropped."""
+        with self._lock:
+            if choice != self._choice:
+                self._choice = choice
+                self._loaded.pop("embedder", None)
 
     @property
     def detector(self) -> FaceDetector:
@@ -33,9 +62,24 @@ class ModelSet:
 
     @property
     def embedder(self) -> FaceEmbedder:
-        from facesearch.models.dlib_models import DlibResNetEmbedder
+        return self._get("embedder", self._make_embedder)
 
-        return self._get("embedder", DlibResNetEmbedder)
+    def _make_embedder(self) -> FaceEmbedder:
+        from facesearch.models.dlib_models import DlibResNetEmbedder
+        from facesearch.models.onnx_resnet import FastEmbedderUnavailableError, load_fast_embedder
+
+        choice = self._choice
+        if choice.runtime == "dlib":
+            return DlibResNetEmbedder()
+        try:
+            return load_fast_embedder(cache_dir=choice.cache_dir, threads=choice.threads)
+        except FastEmbedderUnavailableError as problem:
+            if choice.runtime == "onnx":
+                raise DataFolderError(
+                    f"the ONNX embedder cannot run ({problem}); set FACESEARCH_EMBEDDER=dlib or auto"
+                ) from None
+            log.warning("ONNX embedder unavailable (%s); using dlib's, about 10x slower", problem)
+            return DlibResNetEmbedder()
 
     def _get(self, role: str, factory: Callable[[], _Model]) -> _Model:
         with self._lock:
@@ -49,3 +93,10 @@ class ModelSet:
 def shared_models() -> ModelSet:
     """The process's one model set (models inside it still load only when first used)."""
     return ModelSet()
+
+
+def configured_models(choice: EmbedderChoice) -> ModelSet:
+    """The process's model set, its embedder running as ``choice`` says."""
+    models = shared_models()
+    models.configure(choice)
+    return models

@@ -1,0 +1,141 @@
+"""Synthetic faces that behave like real ones, for benchmarks at sizes no photo set reaches.
+
+A person is a centre drawn from the real between-person distribution; each photo of them is the centre
+plus a draw from the real within-person distribution. Both are full-covariance Gaussians fitted to the
+dev set's LFW templates (bench/results/cluster-cache.json, written by bench/cluster_quality.py), so the
+synthetic data has the real spread of same-person and different-person distances *and* the real shape:
+dlib's templates vary along a few dozen directions much more than along the rest, which is what lets an
+inverted-file index find neighbours by probing few cells. (Isotropic noise with the same mean distances
+is far harder for any index, and unlike any face model.)
+
+The fitted model is committed (bench/face_model.npz: a mean and two 128x128 covariance factors, no
+template of any person) so that tests and benches run without the dev set.
+
+    python -m bench.face_model          # refit from the cache and print real vs synthetic distances
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+MODEL = Path(__file__).with_name("face_model.npz")
+CACHE = Path("bench/results/cluster-cache.json")
+DIMENSION = 128
+FACES_PER_PERSON = 5
+
+Matrix = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FaceModel:
+    mean: Matrix
+    between: Matrix
+    """Square-root factor of the covariance of person centres."""
+    within: Matrix
+    """Square-root factor of the covariance of a person's photos around their centre."""
+
+    @classmethod
+    def fit(cls, by_person: list[Matrix]) -> FaceModel:
+        people = [np.asarray(v, dtype=np.float64) for v in by_person if len(v) >= 2]
+        centres = np.stack([v.mean(axis=0) for v in people])
+        residuals = np.concatenate([(v - v.mean(axis=0)) * np.sqrt(len(v) / (len(v) - 1)) for v in people])
+        within = np.cov(residuals, rowvar=False)
+        # A centre estimated from n photos carries within/n of their noise: take it out of the spread.
+        noise = within * float(np.mean([1.0 / len(v) for v in people]))
+        between = _nearest_psd(np.cov(centres, rowvar=False) - noise)
+        return cls(centres.mean(axis=0), _factor(between), _factor(within))
+
+    @classmethod
+    def load(cls, path: Path = MODEL) -> FaceModel:
+        with np.load(path) as data:
+            return cls(data["mean"], data["between"], data["within"])
+
+    def save(self, path: Path = MODEL) -> None:
+        np.savez_compressed(path, mean=self.mean, between=self.between, within=self.within)
+
+    def faces(
+        self, count: int, seed: int = 0, per_person: int = FACES_PER_PERSON
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """``count`` templates of ``count // per_person`` people (labels say whose), generated in chunks."""
+        rng = np.random.default_rng(seed)
+        people = max(1, count // per_person)
+        centres = self.mean + rng.standard_normal((people, DIMENSION)) @ self.between.T
+        labels = np.arange(count, dtype=np.int64) % people
+        vectors = np.empty((count, DIMENSION), dtype=np.float32)
+        chunk = 1_000_000
+        for start in range(0, count, chunk):
+            stop = min(count, start + chunk)
+            noise = rng.standard_normal((stop - start, DIMENSION)) @ self.within.T
+            vectors[start:stop] = centres[labels[start:stop]] + noise
+        return vectors, labels
+
+    def probes(self, vectors: npt.NDArray[np.float32], count: int, seed: int = 1) -> npt.NDArray[np.float32]:
+        """New photos of people in ``vectors``: an existing photo's person, with fresh within-person noise
+        (the probe is another photo of someone in the gallery, not a copy of a gallery photo)."""
+        rng = np.random.default_rng(seed)
+        chosen = vectors[rng.choice(len(vectors), size=count, replace=False)].astype(np.float64)
+        noise = rng.standard_normal((count, DIMENSION)) @ self.within.T
+        return (chosen + noise / np.sqrt(2)).astype(np.float32)
+
+
+def _factor(covariance: Matrix) -> Matrix:
+    values, vectors = np.linalg.eigh(covariance)
+    factor: Matrix = vectors * np.sqrt(np.clip(values, 0.0, None))
+    return factor
+
+
+def _nearest_psd(matrix: Matrix) -> Matrix:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    fixed: Matrix = (vectors * np.clip(values, 1e-12, None)) @ vectors.T
+    return fixed
+
+
+def real_templates(cache: Path = CACHE) -> list[Matrix]:
+    images = json.loads(cache.read_text())["images"]
+    by_person: dict[str, list[list[float]]] = {}
+    for key, item in images.items():
+        if item["embedding"] is not None:
+            by_person.setdefault(key.split("/")[0], []).append(item["embedding"])
+    return [np.asarray(v) for v in by_person.values()]
+
+
+def distances(by_person: list[Matrix], seed: int = 0) -> tuple[Matrix, Matrix]:
+    """Same-person distances (first two photos) and as many different-person ones."""
+    same = np.array([np.linalg.norm(v[0] - v[1]) for v in by_person if len(v) >= 2])
+    rng = np.random.default_rng(seed)
+    firsts = [v[0] for v in by_person]
+    pairs = rng.integers(0, len(firsts), size=(len(same), 2))
+    different = np.array([np.linalg.norm(firsts[a] - firsts[b]) for a, b in pairs if a != b])
+    return same, different
+
+
+def describe(values: Matrix) -> str:
+    q = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
+    return " ".join(f"{v:.3f}" for v in q)
+
+
+def main() -> int:
+    if not CACHE.exists():
+        print(f"{CACHE} is missing: run 'python -m bench.cluster_quality' first", file=sys.stderr)
+        return 2
+    real = real_templates()
+    model = FaceModel.fit(real)
+    model.save()
+    vectors, labels = model.faces(5000, per_person=5)
+    synthetic = [vectors[labels == p] for p in range(1000)]
+    print(f"fitted on {sum(len(v) for v in real)} templates of {len(real)} people; saved {MODEL}")
+    print("distance quantiles (5%, 25%, 50%, 75%, 95%)")
+    for name, group in (("real", real), ("synthetic", synthetic)):
+        same, different = distances(group)
+        print(f"  {name:9} same person {describe(same)} | different people {describe(different)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
