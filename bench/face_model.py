@@ -28,6 +28,10 @@ MODEL = Path(__file__).with_name("face_model.npz")
 CACHE = Path("bench/results/cluster-cache.json")
 DIMENSION = 128
 FACES_PER_PERSON = 5
+PERSON_SPREAD = 0.18
+"""Log-normal sigma of how much each person varies between photos (lighting, age, pose differ more for
+some people than others); chosen so that the synthetic same-person distances spread like the real ones
+(``python -m bench.face_model`` prints both)."""
 
 Matrix = npt.NDArray[np.float64]
 
@@ -67,21 +71,25 @@ class FaceModel:
         people = max(1, count // per_person)
         centres = self.mean + rng.standard_normal((people, DIMENSION)) @ self.between.T
         labels = np.arange(count, dtype=np.int64) % people
+        # E[scale^2] = 1: the average person varies as the fitted covariance says.
+        scale = np.exp(rng.normal(0.0, PERSON_SPREAD, size=people) - PERSON_SPREAD**2)
         vectors = np.empty((count, DIMENSION), dtype=np.float32)
         chunk = 1_000_000
         for start in range(0, count, chunk):
             stop = min(count, start + chunk)
             noise = rng.standard_normal((stop - start, DIMENSION)) @ self.within.T
-            vectors[start:stop] = centres[labels[start:stop]] + noise
+            vectors[start:stop] = centres[labels[start:stop]] + noise * scale[labels[start:stop], None]
         return vectors, labels
 
-    def probes(self, vectors: npt.NDArray[np.float32], count: int, seed: int = 1) -> npt.NDArray[np.float32]:
-        """New photos of people in ``vectors``: an existing photo's person, with fresh within-person noise
-        (the probe is another photo of someone in the gallery, not a copy of a gallery photo)."""
+    def probes(
+        self, vectors: npt.NDArray[np.float32], count: int, seed: int = 1
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """New photos of people in ``vectors`` (another photo of someone in the gallery, not a copy of a
+        gallery photo), and the gallery photo each was made from (its label is the probe's person)."""
         rng = np.random.default_rng(seed)
-        chosen = vectors[rng.choice(len(vectors), size=count, replace=False)].astype(np.float64)
+        chosen = rng.choice(len(vectors), size=count, replace=False).astype(np.int64)
         noise = rng.standard_normal((count, DIMENSION)) @ self.within.T
-        return (chosen + noise / np.sqrt(2)).astype(np.float32)
+        return (vectors[chosen].astype(np.float64) + noise / np.sqrt(2)).astype(np.float32), chosen
 
 
 def _factor(covariance: Matrix) -> Matrix:

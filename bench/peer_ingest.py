@@ -167,6 +167,12 @@ def _drain(fd: int, chunks: list[bytes]) -> None:
         chunks.append(chunk)
 
 
+def _line_buffered_env() -> dict[str, str]:
+    """This environment without PYTHONUNBUFFERED: unbuffered, ``print`` writes a line and its newline
+    separately, so the two workers' lines could interleave; on a terminal each line is one write."""
+    return {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+
+
 def run_on_terminal(command: Sequence[str]) -> tuple[float, list[str], str]:
     """Run ``command`` with stdout on a pseudo-terminal (line-buffered, as in a shell); seconds from start
     to exit, its stdout lines, its stderr."""
@@ -177,7 +183,9 @@ def run_on_terminal(command: Sequence[str]) -> tuple[float, list[str], str]:
     reader.start()
     try:
         started = time.perf_counter()
-        with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE) as process:
+        with subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, env=_line_buffered_env()
+        ) as process:
             os.close(slave)
             slave = -1
             _, stderr = process.communicate()

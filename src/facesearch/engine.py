@@ -507,12 +507,15 @@ class Engine:
         collection_ids: Sequence[int],
         top_k: int,
         threshold: float,
+        *,
+        exhaustive: bool = False,
     ) -> list[ProbeResult]:
-        """The matches of each chosen face (no audit: callers record what they did with them)."""
+        """The matches of each chosen face (no audit: callers record what they did with them); ``exhaustive``
+        compares every face even in collections with an approximate index."""
         queries = np.vstack([faces[i].embedding for i in chosen])
         per_face: list[list[tuple[float, int]]] = [[] for _ in chosen]
         for collection_id in collection_ids:
-            distances, ids = self.indexes.index(collection_id).search(queries, top_k)
+            distances, ids = self.indexes.index(collection_id).search(queries, top_k, exhaustive=exhaustive)
             for row, hits in enumerate(per_face):
                 hits.extend(
                     (float(d), int(i))

@@ -60,7 +60,8 @@ class SubjectRights:
         limit = self.engine.analyser.threshold(threshold)
         loaded, faces = self.engine.analyser.analyse_or_fail(probe)
         collection_ids = sorted(self.engine.catalog.collection_names())
-        results = self.engine.find(faces, range(len(faces)), collection_ids, ACCESS_TOP_K, limit)
+        # Exhaustive: an access or erasure request must find every face, whatever index a collection has.
+        results = self.engine.find(faces, range(len(faces)), collection_ids, ACCESS_TOP_K, limit, exhaustive=True)
         best: dict[int, float] = {}
         for result in results:
             for match in result.matches:

@@ -32,8 +32,11 @@ class VectorIndex(Protocol):
         """Remove the vectors with these ids; returns how many were present."""
         ...
 
-    def search(self, queries: Vectors, k: int) -> tuple[npt.NDArray[np.float32], Ids]:
-        """The ``k`` nearest ids to each query (rows padded with id -1 and distance inf) and their distances."""
+    def search(self, queries: Vectors, k: int, *, exhaustive: bool = False) -> tuple[npt.NDArray[np.float32], Ids]:
+        """The ``k`` nearest ids to each query (rows padded with id -1 and distance inf) and their distances.
+
+        ``exhaustive`` makes an approximate index compare every vector (exact results, at exact cost): what
+        subject access and erasure use, since a person is owed all of their data, not most of it."""
         ...
 
     def ids(self) -> Ids:

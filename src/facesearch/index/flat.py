@@ -39,7 +39,7 @@ class FlatIndex:
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
         return int(self._index.remove_ids(selector))
 
-    def search(self, queries: Vectors, k: int) -> tuple[npt.NDArray[np.float32], Ids]:
+    def search(self, queries: Vectors, k: int, *, exhaustive: bool = False) -> tuple[npt.NDArray[np.float32], Ids]:
         matrix = as_matrix(queries, self.dimension)
         if len(self) == 0 or k <= 0:
             return empty_result(matrix.shape[0], k)

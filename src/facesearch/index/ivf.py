@@ -57,7 +57,7 @@ class IvfIndex:
         )
         # Many cells: find a vector's cell with a small HNSW graph over the centroids, not by comparing all.
         recipe = f"IVF{nlist}_HNSW32,Flat" if nlist >= HNSW_QUANTIZER_FROM else f"IVF{nlist},Flat"
-        index = faiss.downcast_index(faiss.index_factory(dimension, recipe, faiss.METRIC_L2))
+        index = faiss.index_factory(dimension, recipe, faiss.METRIC_L2)  # returned as its own type
         assert isinstance(index, faiss.IndexIVFFlat)
         index.train(np.ascontiguousarray(sample))
         return cls(dimension, index, nprobe)
@@ -83,11 +83,11 @@ class IvfIndex:
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
         return int(self._index.remove_ids(selector))
 
-    def search(self, queries: Vectors, k: int) -> tuple[npt.NDArray[np.float32], Ids]:
+    def search(self, queries: Vectors, k: int, *, exhaustive: bool = False) -> tuple[npt.NDArray[np.float32], Ids]:
         matrix = as_matrix(queries, self.dimension)
         if len(self) == 0 or k <= 0:
             return empty_result(matrix.shape[0], k)
-        self._index.nprobe = min(self.nprobe, self.cells)
+        self._index.nprobe = self.cells if exhaustive else min(self.nprobe, self.cells)
         squared, ids = self._index.search(matrix, k)
         distances = np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
         distances[ids < 0] = np.inf

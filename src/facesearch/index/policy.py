@@ -19,8 +19,8 @@ from facesearch.settings import Settings
 
 @dataclass(frozen=True)
 class IndexPolicy:
-    exact_max: int = 200_000
-    nprobe: int = 32
+    exact_max: int = 1_000_000
+    nprobe: int = 64
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IndexPolicy:
