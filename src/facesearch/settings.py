@@ -61,7 +61,7 @@ class Settings:
     index_exact_max: int = 1_000_000
     """Collections with up to this many faces are searched exactly; larger ones get an approximate (IVF)
     index, rebuilt from the catalog when they cross the limit (and back below half of it)."""
-    index_nprobe: int = 64
+    index_nprobe: int = 256
     """Cells of an IVF index compared with each query: more finds more of the true neighbours, slower."""
     ingest_batch_size: int = 64
     """Images written to the catalog per transaction during ingest."""

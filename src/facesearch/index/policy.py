@@ -20,7 +20,7 @@ from facesearch.settings import Settings
 @dataclass(frozen=True)
 class IndexPolicy:
     exact_max: int = 1_000_000
-    nprobe: int = 64
+    nprobe: int = 256
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IndexPolicy:

@@ -14,7 +14,7 @@ from facesearch.errors import InvalidValueError
 from facesearch.keys import ApiKey, Role
 from facesearch.results import to_plain
 from facesearch.rights import SubjectRights
-from facesearch.server.service import allow, read_upload, service
+from facesearch.server.service import Limit, Offset, allow, paged, read_upload, service
 from facesearch.transparency import transparency_report
 
 router = APIRouter(prefix="/v1", tags=["accountability"])
@@ -42,8 +42,8 @@ def audit_entries(
     purpose: Annotated[str | None, Query(description="Entries whose purpose contains this text.")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Offset = 0,
+    limit: Limit = 100,
 ) -> Any:
     check_page(offset, limit)
     if action is not None and action not in {a.value for a in Action}:
@@ -140,10 +140,12 @@ def purge(request: Request, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) 
 
 
 @router.get("/keys", summary="API keys (admin); secrets are never shown again")
-def list_keys(request: Request, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
+def list_keys(
+    request: Request, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))], offset: Offset = 0, limit: Limit = 100
+) -> Any:
     svc = service(request)
     with svc.lock:
-        return {"items": to_plain(svc.keys.list_keys())}
+        return paged(svc.keys.list_keys(), offset, limit)
 
 
 @router.post("/keys", status_code=201, summary="Create an API key (admin); the secret is in this response only")

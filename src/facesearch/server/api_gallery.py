@@ -14,13 +14,11 @@ from facesearch.keys import ApiKey, Role
 from facesearch.results import to_plain
 from facesearch.rights import SubjectRights
 from facesearch.server.pictures import boxed_image, face_thumbnail
-from facesearch.server.service import allow, collection_allowed, read_upload, service
+from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, read_upload, service
 
 router = APIRouter(prefix="/v1", tags=["collections, images and faces"])
 EVERY_ROLE = tuple(Role)
 VIEWERS = (Role.SEARCH, Role.RIGHTS)
-Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
-Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page (at most 1000).")]
 Reason = Annotated[str, Query(min_length=3, description="Why: request or case reference, for the audit log.")]
 JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG to look at."}}
 
@@ -40,10 +38,12 @@ class CollectionChange(BaseModel):
 
 
 @router.get("/collections", summary="List collections: purpose, basis, retention, counts")
-def list_collections(request: Request, key: Annotated[ApiKey, Depends(allow(*EVERY_ROLE))]) -> Any:
+def list_collections(
+    request: Request, key: Annotated[ApiKey, Depends(allow(*EVERY_ROLE))], offset: Offset = 0, limit: Limit = 100
+) -> Any:
     svc = service(request)
     with svc.lock:
-        return {"items": to_plain(svc.engine.collections())}
+        return paged(svc.engine.collections(), offset, limit)
 
 
 @router.post("/collections", status_code=201, summary="Create a collection (admin)")

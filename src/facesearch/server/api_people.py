@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from facesearch.keys import ApiKey, Role
 from facesearch.people.service import People
 from facesearch.results import to_plain
-from facesearch.server.service import allow, collection_allowed, service
+from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, service
 
 router = APIRouter(prefix="/v1", tags=["people"])
 
@@ -51,16 +51,19 @@ def cluster(request: Request, name: str, body: Cluster, key: Annotated[ApiKey, D
 
 @router.get("/collections/{name}/people", summary="People of a collection, largest first, with a representative face")
 def list_people(
-    request: Request, name: str, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))], hidden: bool = False
+    request: Request,
+    name: str,
+    key: Annotated[ApiKey, Depends(allow(Role.SEARCH))],
+    hidden: bool = False,
+    offset: Offset = 0,
+    limit: Limit = 100,
 ) -> Any:
     _scoped(key, name)
     svc = service(request)
     with svc.lock:
         people = People(svc.engine)
-        return {
-            "items": to_plain(people.list_people(name, include_hidden=hidden)),
-            "low_quality_faces": people.low_quality_faces(name),
-        }
+        page = paged(people.list_people(name, include_hidden=hidden), offset, limit)
+        return {**page, "low_quality_faces": people.low_quality_faces(name)}
 
 
 @router.get("/people/{person_id}", summary="A person and their faces")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from facesearch.keys import ApiKey, Role
 from facesearch.results import to_plain
-from facesearch.server.service import allow, collection_allowed, read_upload, service
+from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, read_upload, service
 from facesearch.subjects import Consent, Subjects
 
 router = APIRouter(prefix="/v1", tags=["subjects"])
@@ -33,9 +33,14 @@ def subjects_for(request: Request, key: ApiKey) -> Subjects:
 
 
 @router.get("/subjects", summary="Enrolled subjects with their consent records")
-def list_subjects(request: Request, key: Annotated[ApiKey, Depends(allow(Role.INGEST, Role.RIGHTS))]) -> Any:
+def list_subjects(
+    request: Request,
+    key: Annotated[ApiKey, Depends(allow(Role.INGEST, Role.RIGHTS))],
+    offset: Offset = 0,
+    limit: Limit = 100,
+) -> Any:
     with service(request).lock:
-        return {"items": to_plain(subjects_for(request, key).all())}
+        return paged(subjects_for(request, key).all(), offset, limit)
 
 
 @router.post("/subjects", status_code=201, summary="Enrol a subject, recording who consented, when, to what")

@@ -48,6 +48,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        svc.warm_up()  # load the models before the first request (readiness waits for this)
         sweeper.start()
         yield
         sweeper.stop()

@@ -3,13 +3,16 @@ limiter, and the dependencies that turn a request's API key into an authorised c
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Annotated, Any
 
-from fastapi import Request, UploadFile
+from fastapi import Query, Request, UploadFile
 
 from facesearch.audit import RefusalEvent
+from facesearch.catalog.browse import MAX_PAGE, check_page
 from facesearch.engine import Engine
 from facesearch.errors import (
     CollectionScopeError,
@@ -20,7 +23,12 @@ from facesearch.errors import (
     UnauthorizedError,
 )
 from facesearch.keys import ApiKey, KeyStore, Role
+from facesearch.results import to_plain
 from facesearch.server.ratelimit import RateLimiter
+
+log = logging.getLogger("facesearch.server")
+Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Items per page (at most {MAX_PAGE}).")]
 
 
 @dataclass
@@ -34,6 +42,12 @@ class Service:
     @classmethod
     def over(cls, engine: Engine) -> Service:
         return cls(engine, KeyStore(engine.catalog), RateLimiter(engine.settings.search_rate_per_minute))
+
+    def warm_up(self) -> None:
+        """Load the detector, landmark model and embedder now (the ONNX graph is built on first start)."""
+        models = self.engine.models
+        for model in (models.detector, models.landmarks, models.embedder):
+            log.info("model ready: %s", model.name)
 
     def count_search(self, key: ApiKey, request: str) -> None:
         """Count a search against the key's rate limit; refuse (and audit the refusal) when over it."""
@@ -90,6 +104,17 @@ def allow(*roles: Role) -> Callable[[Request], ApiKey]:
         return key
 
     return authorised
+
+
+def paged(items: Sequence[Any], offset: int, limit: int) -> dict[str, Any]:
+    """One page of a list that is small enough to read whole (collections, keys, subjects, people)."""
+    check_page(offset, limit)
+    return {
+        "items": to_plain(list(items[offset : offset + limit])),
+        "total": len(items),
+        "offset": offset,
+        "limit": limit,
+    }
 
 
 def read_upload(upload: UploadFile, max_bytes: int) -> tuple[str, bytes]:

@@ -655,7 +655,7 @@ async function loadPeople() {
   const grid = $("#people");
   grid.setAttribute("aria-busy", "true");
   try {
-    const answer = await api(`/v1/collections/${encodeURIComponent(collection)}/people?hidden=${hidden}`);
+    const answer = await api(`/v1/collections/${encodeURIComponent(collection)}/people?hidden=${hidden}&limit=1000`);
     if (load !== state.peopleLoad || !$("#people")) return;
     forgetObjectUrls();
     grid.replaceChildren();
