@@ -31,6 +31,7 @@ from facesearch.catalog.store import Catalog, NewImage, peek_sqlite_meta
 from facesearch.consistency import CollectionIndexes
 from facesearch.distance import is_match
 from facesearch.errors import (
+    ConflictError,
     DataFolderError,
     FacesearchError,
     ImageError,
@@ -290,6 +291,8 @@ class Engine:
                 report.failed.append(FailedFile(name, problem.message))
                 continue
             if image.content_id in names or self.catalog.has_content(collection_id, image.content_id):
+                if strict:
+                    raise ConflictError(f"{name} is already held in {collection}; send a different photo")
                 report.skipped_already_indexed += 1
             else:
                 self.uploads.put(self.cipher(collection_id), image.content_id, data)
