@@ -58,3 +58,10 @@ def run_demo(
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(render_search_report(searches, "facesearch demo: sample probes against the sample gallery"))
     echo(f"\nHTML report with the matching faces: {report_path}")
+    key_file = settings.master_key_file or "<your master key file>"
+    echo(
+        "\nBrowse it in the web UI:\n"
+        f"  export FACESEARCH_DATA_DIR={settings.data_dir} FACESEARCH_MASTER_KEY_FILE={key_file}\n"
+        "  .venv/bin/facesearch keys create --owner you --role search --purpose 'trying the demo'\n"
+        "  .venv/bin/facesearch serve    # then sign in at http://127.0.0.1:8000/ui/ with that key"
+    )
