@@ -25,16 +25,17 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.verify_accuracy import default_dev_dir, embed_images, load_cache, load_models, save_cache
-from facesearch.people.algorithms import Edges, bcubed, chinese_whispers, complete_linkage
+from facesearch.people.algorithms import Edges, average_linkage, bcubed, chinese_whispers, complete_linkage
 from facesearch.settings import Settings
 
-THRESHOLDS = (0.40, 0.45, 0.50, 0.52, 0.55, 0.58, 0.60)
+THRESHOLDS = (0.40, 0.45, 0.48, 0.49, 0.50, 0.52, 0.55, 0.58, 0.60)
 NEIGHBOURS = (10, 30)
 CACHE = Path("bench/results/cluster-cache.json")
-Algorithm = Callable[[int, Edges, float], npt.NDArray[np.int64]]
+Algorithm = Callable[[npt.NDArray[np.float32], Edges, float], npt.NDArray[np.int64]]
 ALGORITHMS: dict[str, Algorithm] = {
-    "complete linkage": complete_linkage,
-    "chinese whispers": lambda count, edges, _threshold: chinese_whispers(count, edges),
+    "average linkage": average_linkage,
+    "complete linkage": lambda vectors, edges, threshold: complete_linkage(len(vectors), edges, threshold),
+    "chinese whispers": lambda vectors, edges, _threshold: chinese_whispers(len(vectors), edges),
 }
 
 
@@ -80,7 +81,7 @@ def evaluate(labels: npt.NDArray[np.str_], vectors: npt.NDArray[np.float32]) -> 
             edges = knn_edges(vectors, k, threshold)
             for name, algorithm in ALGORITHMS.items():
                 started = time.perf_counter()
-                predicted = algorithm(len(vectors), edges, threshold)
+                predicted = algorithm(vectors, edges, threshold)
                 seconds = time.perf_counter() - started
                 precision, recall = bcubed(labels, predicted)
                 clusters = len(np.unique(predicted))

@@ -51,7 +51,7 @@ def test_no_person_mixes_identities_and_consistent_identities_stay_whole(
 ) -> None:
     groups = grouping(clustered)
     assert all(len(identities) == 1 for identities in groups.values()), groups
-    # Penny's three photos are 0.51-0.55 apart, across the grouping threshold of 0.52: she may be split,
+    # Penny's three photos are 0.51-0.55 apart, above the grouping threshold of 0.49: she may be split,
     # never merged. Each of the others has all photos within 0.46 of each other and must be one person.
     for identity in ("bbt_sheldon", "obama", "twd_daryl"):
         assert sum(1 for ids in groups.values() if ids == {identity}) == 1, identity
@@ -177,8 +177,8 @@ def test_people_commands(tmp_path: Path, identity_files: dict[str, list[Path]]) 
     assert refused.returncode == 2 and "with itself" in refused.stderr
 
 
-def test_every_pair_of_a_persons_faces_is_within_the_threshold(clustered: People) -> None:
-    """The complete-linkage rule, checked on what was stored: no chain of look-alikes inside a person."""
+def test_the_mean_distance_between_a_persons_faces_is_within_the_threshold(clustered: People) -> None:
+    """The average-linkage rule, checked on what was stored: no chain of look-alikes inside a person."""
     from facesearch.people.service import CLUSTER_THRESHOLD
 
     engine = clustered.engine
@@ -187,4 +187,5 @@ def test_every_pair_of_a_persons_faces_is_within_the_threshold(clustered: People
         ids = [f.face_id for f in clustered.show(person.id).faces]
         _, vectors = engine.catalog.embeddings(collection_id, engine.cipher(collection_id).open_template, ids)
         distances = np.linalg.norm(vectors[:, None, :] - vectors[None, :, :], axis=2)
-        assert float(distances.max()) <= CLUSTER_THRESHOLD, person.id
+        pairs = distances[np.triu_indices(len(ids), k=1)]
+        assert not len(pairs) or float(pairs.mean()) <= CLUSTER_THRESHOLD, person.id

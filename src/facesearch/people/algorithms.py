@@ -64,6 +64,32 @@ def bcubed(truth: npt.ArrayLike, predicted: npt.ArrayLike) -> tuple[float, float
     return precision / len(true_labels), recall / len(true_labels)
 
 
+def average_linkage(vectors: npt.NDArray[np.float32], edges: Edges, threshold: float) -> npt.NDArray[np.int64]:
+    """Average linkage on a sparse graph: the graph's edges, shortest first, propose merges, and two groups
+    merge only if the mean distance over every pair of their members (computed from the templates, not
+    only from the edges) is within ``threshold``. Every group so made keeps the mean distance between its
+    faces within the threshold: one look-alike pair cannot pull two people together, as in single linkage,
+    yet one unusual photo does not keep a person apart, as in complete linkage."""
+    sources, targets, distances = edges
+    members: dict[int, list[int]] = {node: [node] for node in range(len(vectors))}
+    group = list(range(len(vectors)))
+    for source, target, distance in sorted(zip(sources, targets, distances, strict=True), key=lambda e: e[2]):
+        if distance > threshold:
+            break
+        a, b = group[int(source)], group[int(target)]
+        if a == b:
+            continue
+        left, right = vectors[members[a]], vectors[members[b]]
+        gaps = np.sqrt(np.maximum(((left[:, None, :] - right[None, :, :]) ** 2).sum(axis=2), 0.0))
+        if float(gaps.mean()) <= threshold:
+            if len(members[a]) < len(members[b]):
+                a, b = b, a
+            for node in members[b]:
+                group[node] = a
+            members[a].extend(members.pop(b))
+    return np.asarray(group, dtype=np.int64)
+
+
 def complete_linkage(count: int, edges: Edges, threshold: float) -> npt.NDArray[np.int64]:
     """Complete linkage on a sparse graph: edges are taken from the shortest up, and two groups merge
     only if every pair of their members is linked within ``threshold`` (a missing edge counts as too
