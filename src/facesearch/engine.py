@@ -534,6 +534,7 @@ class Engine:
                     probe_face=position,
                     distance=round(distance, 4),
                     face_id=face_id,
+                    image_id=details[face_id].image_id,
                     collection=details[face_id].collection,
                     image_path=details[face_id].image_path,
                     content_id=details[face_id].content_id,

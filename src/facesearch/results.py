@@ -59,6 +59,7 @@ class Match:
     """Index of the probe's face this match is for (faces are numbered from 0, best detection first)."""
     distance: float
     face_id: int
+    image_id: int
     collection: str
     image_path: str
     content_id: str

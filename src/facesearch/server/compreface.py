@@ -108,19 +108,13 @@ def recognize(
             collections=[subjects.collection],
         )
         names = {image_id: subject for image_id, subject in subjects.example_images()}
-        image_of = {
-            face_id: details.image_id
-            for face_id, details in svc.engine.catalog.face_details(
-                m.face_id for r in found.results for m in r.matches
-            ).items()
-        }
     faces = [r for r in found.results if probability(r.score) >= det_prob_threshold]
     faces.sort(key=lambda r: r.box.area, reverse=True)
     result = []
     for probe in faces[: limit or None]:
         best: dict[str, float] = {}
         for match in probe.matches:
-            subject = names.get(image_of.get(match.face_id, -1))
+            subject = names.get(match.image_id)
             if subject is not None and subject not in best:
                 best[subject] = similarity(match.distance, threshold)
         ranked = sorted(best.items(), key=lambda item: -item[1])[:prediction_count]

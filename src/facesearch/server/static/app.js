@@ -334,7 +334,7 @@ function renderResults(answer, status, results) {
 
 function matchCard(match) {
   const li = el("li");
-  const link = el("a", null, { class: "match", href: `#/image/face/${match.face_id}` });
+  const link = el("a", null, { class: "match", href: `#/image/${match.image_id}?face=${match.face_id}` });
   const img = el("img", null, { alt: `Face ${match.face_id}`, width: "150", height: "150" });
   link.append(img);
   const facts = el("dl");
@@ -349,9 +349,6 @@ function matchCard(match) {
   imageUrl(`/v1/faces/${match.face_id}/thumbnail`).then((url) => { img.src = url; }).catch(() => {
     img.alt = `Face ${match.face_id} (thumbnail unavailable)`;
   });
-  api(`/v1/faces/${match.face_id}`).then((face) => {
-    link.href = `#/image/${face.image_id}?face=${match.face_id}`;
-  }).catch(() => {});
   return li;
 }
 
@@ -365,13 +362,8 @@ function addFact(list, term, value) {
 // ---------- image page ----------
 
 async function renderImage(args, params) {
-  let imageId = args[0];
-  let faceId = params.get("face");
-  if (imageId === "face") {
-    faceId = args[1];
-    const face = await api(`/v1/faces/${encodeURIComponent(faceId)}`);
-    imageId = String(face.image_id);
-  }
+  const imageId = args[0];
+  const faceId = params.get("face");
   const main = mount("#tpl-image");
   const image = await api(`/v1/images/${encodeURIComponent(imageId)}`);
   $("#image-title", main).textContent = `#${image.id}`;
