@@ -6,6 +6,7 @@ import csv
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +15,9 @@ from facesearch.engine import Engine
 from facesearch.governance import CollectionSpec
 from facesearch.settings import Settings
 from facesearch.vault import generate_master_key
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -72,3 +76,44 @@ def identity_files() -> dict[str, list[Path]]:
     for path in sorted((FIXTURES / "identities").iterdir()):
         by_identity.setdefault(path.name.split("__")[0], []).append(path)
     return by_identity
+
+
+# -- browser tests (modules that use these call browser_support.require_chromium() first) ----------------
+
+
+@pytest.fixture(scope="module")
+def screenshots() -> Path:
+    from browser_support import SCREENSHOTS
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    from browser_support import CHROMIUM, LAUNCH_ARGS
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    from playwright.sync_api import expect
+
+    from browser_support import TIMEOUT_MS
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    try:
+        yield opened
+    finally:
+        context.close()

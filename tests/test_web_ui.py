@@ -4,45 +4,22 @@ Screenshots of the main pages go to $FACESEARCH_SCREENSHOTS (default build/scree
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from browser_support import TIMEOUT_MS, require_chromium
 from server_support import FIXTURES, Gallery, live_server, prepare_gallery
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    message = "Debian chromium not installed at /usr/bin/chromium: apt-get install chromium"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
+require_chromium()
 
-from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Dialog, Page, expect  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 PROBE = FIXTURES / "identities" / "obama__3.jpg"
 OBAMA_SOURCES = ("obama__1.jpg", "obama__2.jpg")
 """The other photos of the probe's person: the probe itself is held out of the gallery."""
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def screenshots() -> Path:
-    folder = Path(os.environ.get("FACESEARCH_SCREENSHOTS", str(REPO / "build" / "screenshots")))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -54,28 +31,6 @@ def gallery(tmp_path_factory: pytest.TempPathFactory) -> Gallery:
 def base_url(gallery: Gallery) -> Iterator[str]:
     with live_server(gallery, FACESEARCH_SEARCH_RATE_PER_MINUTE="1000") as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    try:
-        yield opened
-    finally:
-        context.close()
 
 
 def sign_in(page: Page, base_url: str, token: str, role: str) -> None:

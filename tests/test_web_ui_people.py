@@ -5,7 +5,6 @@ Screenshots go to $FACESEARCH_SCREENSHOTS (default build/screenshots)."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,41 +13,19 @@ from typing import Any
 import httpx
 import pytest
 
+from browser_support import TIMEOUT_MS, require_chromium
 from server_support import ADMIN, FIXTURES, Gallery, live_server, prepare_gallery
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    message = "Debian chromium not installed at /usr/bin/chromium: apt-get install chromium"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
+require_chromium()
 
-from playwright.sync_api import Browser, Dialog, Locator, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Dialog, Locator, Page, expect  # noqa: E402
 
 from facesearch.engine import Engine  # noqa: E402
 from facesearch.governance import CollectionSpec  # noqa: E402
 from facesearch.people.service import People  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 COLLECTION = "family"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 60_000
 IMAGES_LOADED = "sel => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)"
-
-
-@pytest.fixture(scope="module")
-def screenshots() -> Path:
-    folder = Path(os.environ.get("FACESEARCH_SCREENSHOTS", str(REPO / "build" / "screenshots")))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -80,28 +57,6 @@ def base_url(gallery: Gallery) -> Iterator[str]:
 def client(base_url: str, gallery: Gallery) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=base_url, headers={"X-API-Key": gallery.keys["search"]}, timeout=30) as opened:
         yield opened
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    try:
-        yield opened
-    finally:
-        context.close()
 
 
 def people(client: httpx.Client, hidden: bool = False) -> dict[str, Any]:
