@@ -54,6 +54,7 @@ from facesearch.pipeline import (
     TIGHT_CROP_THRESHOLD,
     upsample_times,
 )
+from facesearch.results import IngestReport
 from facesearch.settings import Settings
 from facesearch.vault import generate_master_key
 
@@ -226,10 +227,11 @@ def run_bare(bare: BareDlib, paths: Sequence[Path], repeat: int) -> Run:
 # -- facesearch ------------------------------------------------------------------------------------
 
 
-def run_facesearch(paths: Sequence[Path], workers: int, repeat: int, key: str) -> Run:
-    """``Engine.ingest`` of ``paths`` into a fresh data folder; only the ingest call is timed."""
+def timed_ingest(paths: Sequence[Path], workers: int, key: str, embedder: str = "auto") -> tuple[IngestReport, float]:
+    """``Engine.ingest`` of ``paths`` into a fresh data folder: its report and the seconds of the ingest call
+    alone (not the folder's set-up)."""
     with tempfile.TemporaryDirectory(prefix="facesearch-bench-") as tmp:
-        settings = Settings(data_dir=Path(tmp) / "data", master_key=key, workers=workers)
+        settings = Settings(data_dir=Path(tmp) / "data", master_key=key, workers=workers, embedder=embedder)
         engine = Engine.init(settings)
         try:
             spec = CollectionSpec.parse(
@@ -238,9 +240,13 @@ def run_facesearch(paths: Sequence[Path], workers: int, repeat: int, key: str) -
             engine.create_collection(spec, ACTOR)
             started = time.perf_counter()
             report = engine.ingest(COLLECTION, list(paths), ACTOR, workers=workers)
-            seconds = time.perf_counter() - started
+            return report, time.perf_counter() - started
         finally:
             engine.close()
+
+
+def run_facesearch(paths: Sequence[Path], workers: int, repeat: int, key: str) -> Run:
+    report, seconds = timed_ingest(paths, workers, key)
     return Run(
         f"facesearch-w{workers}",
         repeat,

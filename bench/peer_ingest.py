@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 
 import facesearch
-from bench.ingest_throughput import ACTOR, COLLECTION, LFW_SOURCE, PURPOSE, default_dev_dir, select_images
+from bench.ingest_throughput import LFW_SOURCE, default_dev_dir, select_images, timed_ingest
 from bench.verify_accuracy import (
     DEFAULT_PROTOCOL,
     ImageResult,
@@ -75,10 +75,8 @@ from bench.verify_accuracy import (
     read_pairs,
     sample_pairs,
 )
-from facesearch.engine import Engine
-from facesearch.governance import CollectionSpec
 from facesearch.models.registry import shared_models
-from facesearch.settings import DEFAULT_MATCH_THRESHOLD, Settings
+from facesearch.settings import DEFAULT_MATCH_THRESHOLD
 from facesearch.vault import generate_master_key
 
 CORES = 2
@@ -250,22 +248,9 @@ class Measure:
 
 
 def ingest_once(paths: Sequence[Path], embedder: str, key: str, repeat: int) -> Measure:
-    """``Engine.ingest`` of ``paths`` with 2 workers into a fresh data folder; only the ingest call is timed
-    (as ``ingest_throughput.run_facesearch``, with the embedder as a parameter)."""
+    """``Engine.ingest`` of ``paths`` with 2 workers into a fresh data folder; only the ingest call is timed."""
     load = _load()
-    with tempfile.TemporaryDirectory(prefix="facesearch-peer-") as tmp:
-        settings = Settings(data_dir=Path(tmp) / "data", master_key=key, workers=CORES, embedder=embedder)
-        engine = Engine.init(settings)
-        try:
-            spec = CollectionSpec.parse(
-                COLLECTION, PURPOSE, "legitimate-interests", "substantial-public-interest", "30d"
-            )
-            engine.create_collection(spec, ACTOR)
-            started = time.perf_counter()
-            report = engine.ingest(COLLECTION, list(paths), ACTOR, workers=CORES)
-            seconds = time.perf_counter() - started
-        finally:
-            engine.close()
+    report, seconds = timed_ingest(paths, CORES, key, embedder)
     notes = []
     if report.failed:
         notes.append(f"{len(report.failed)} failed")
