@@ -342,6 +342,8 @@ class Engine:
 
     def sweep_uploads(self) -> int:
         """Delete stored uploads whose image is no longer held (after any removal, and on open)."""
+        if not self.uploads.root.exists():  # nothing was ever uploaded: skip the catalog query on every open
+            return 0
         return self.uploads.sweep(self.catalog.uploaded_content_ids())
 
     def _collect(self, outcome: FileOutcome, batch: list[NewImage], report: IngestReport) -> None:
