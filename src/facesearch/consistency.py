@@ -144,13 +144,16 @@ class CollectionIndexes:
         index.add(ids, vectors)
         return index
 
-    def _resize(self, collection_id: int, state: _Open) -> None:
-        """Switch exact <-> approximate, or re-train the IVF cells, when the collection's size asks for it."""
-        if self.policy.needs_rebuild(state.index):
-            before = state.index.backend
-            state.index = self._build(collection_id)
-            state.dirty = True
-            log.info("collection #%s: vector index rebuilt (%s -> %s)", collection_id, before, state.index.backend)
+    def _resize(self, collection_id: int, state: _Open) -> bool:
+        """Switch exact <-> approximate, or re-train the IVF cells, when the collection's size asks for it;
+        says whether it did."""
+        if not self.policy.needs_rebuild(state.index):
+            return False
+        before = state.index.backend
+        state.index = self._build(collection_id)
+        state.dirty = True
+        log.info("collection #%s: vector index rebuilt (%s -> %s)", collection_id, before, state.index.backend)
+        return True
 
     def _catch_up(self, collection_id: int, state: _Open) -> None:
         state.generation = self.catalog.generation(collection_id)
@@ -184,8 +187,7 @@ class CollectionIndexes:
                     result.removed,
                 )
             self._write(collection_id, state)
-        if self.policy.needs_rebuild(state.index):
-            self._resize(collection_id, state)
+        if self._resize(collection_id, state):
             self._write(collection_id, state)
         self._open[collection_id] = state
         return state
