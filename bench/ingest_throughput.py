@@ -2,11 +2,13 @@
 
 Runs, side by side in one process and in alternating order for each repeat:
 
-* **bare loop**: PIL decode, ``convert("RGB")``, ``np.asarray``; dlib's HOG detector with facesearch's
-  upsample rule; the 5-point shape predictor; ``dlib.get_face_chip`` and ``compute_face_descriptor`` with
-  the ``face_recognition_models`` weights. When no upright face is confident it also makes facesearch's
-  fallback decisions (black border, then turned 90, 270, 180 degrees) and times that part separately, so that both
-  "bare without fallback" and "bare with the same fallback work" are reported;
+* **bare loop**: PIL decode, ``convert("RGB")``, ``np.asarray``; dlib's HOG detector on the whole photo with
+  facesearch's upsample rule (what facesearch does with ``FACESEARCH_DETECTION_PROPOSALS=false``; by default it
+  runs YuNet first and HOG only on the proposed regions); the 5-point shape predictor; ``dlib.get_face_chip``
+  and ``compute_face_descriptor`` with the ``face_recognition_models`` weights. When no upright face is
+  confident it also makes facesearch's fallback decisions (black border, then turned 90, 270, 180 degrees)
+  and times that part separately, so that both "bare without fallback" and "bare with the same fallback
+  work" are reported;
 * **facesearch, workers=1** and **workers=2**: ``Engine.init`` on a fresh temporary data folder, one
   collection, ``engine.ingest(name, paths, actor, workers=N)`` (hashing, catalog writes, template
   encryption, vector index included; for 2 workers also the start of the spawned worker processes).
@@ -48,10 +50,12 @@ from facesearch.governance import CollectionSpec
 from facesearch.models.registry import shared_models
 from facesearch.pipeline import (
     CONFIDENT_SCORE,
+    ROTATED_MIN_FACE_SHARE,
     ROTATED_MIN_SCORE,
     TIGHT_CROP_MIN_SIZE,
     TIGHT_CROP_PADDING,
     TIGHT_CROP_THRESHOLD,
+    upsample_for_face,
     upsample_times,
 )
 from facesearch.results import IngestReport
@@ -140,10 +144,17 @@ class BareDlib:
         self.upsample_target_side = settings.upsample_target_side
         self.threshold = settings.detection_threshold
 
-    def detect(self, pixels: RGB, threshold: float | None = None) -> list[tuple[Any, float]]:
-        """Rectangles and scores, with facesearch's upsampling rule (the same number of doublings)."""
+    def upsample(self, pixels: RGB, face_share: float | None = None) -> int:
+        """facesearch's number of doublings for ``pixels``; for a fallback looking only for faces of at least
+        ``face_share`` of the shorter side, no more than such a face needs."""
         height, width = pixels.shape[:2]
         upsample = upsample_times(height, width, self.upsample_max_pixels, self.upsample_target_side)
+        if face_share is None:
+            return upsample
+        return min(upsample, upsample_for_face(face_share * min(height, width)))
+
+    def detect(self, pixels: RGB, upsample: int, threshold: float | None = None) -> list[tuple[Any, float]]:
+        """Rectangles and scores of dlib's HOG detector run on the whole of ``pixels``."""
         rects, scores, _ = self.detector.run(pixels, upsample, self.threshold if threshold is None else threshold)
         return list(zip(rects, scores, strict=True))
 
@@ -160,7 +171,7 @@ class BareDlib:
         floor, then the three turns, each of which must score ROTATED_MIN_SCORE and beat the best so far."""
         with Image.open(path) as image:
             pixels: RGB = np.asarray(image.convert("RGB"))
-        found = self.detect(pixels)
+        found = self.detect(pixels, self.upsample(pixels))
         if found and max(score for _, score in found) >= CONFIDENT_SCORE:
             return self.embed(pixels, [rect for rect, _ in found]), 0, 0.0
         started = time.perf_counter()
@@ -173,9 +184,13 @@ class BareDlib:
                 pad = round(TIGHT_CROP_PADDING * max(work.shape[:2]))
                 work = np.pad(work, ((pad, pad), (pad, pad), (0, 0)), mode="constant")
                 smallest = TIGHT_CROP_MIN_SIZE * min(pixels.shape[:2])
-                candidates = [(r, s) for r, s in self.detect(work, TIGHT_CROP_THRESHOLD) if r.width() >= smallest]
+                upsample = self.upsample(pixels, TIGHT_CROP_MIN_SIZE)
+                candidates = [
+                    (r, s) for r, s in self.detect(work, upsample, TIGHT_CROP_THRESHOLD) if r.width() >= smallest
+                ]
             else:
-                candidates = [(r, s) for r, s in self.detect(work) if s >= ROTATED_MIN_SCORE]
+                upsample = self.upsample(pixels, ROTATED_MIN_FACE_SHARE)
+                candidates = [(r, s) for r, s in self.detect(work, upsample) if s >= ROTATED_MIN_SCORE]
             if candidates and (best is None or max(s for _, s in candidates) > max(s for _, s in best[1])):
                 best = (work, candidates, True)
         if best is None:

@@ -19,6 +19,14 @@ class FaceDetector(Protocol):
         ...
 
 
+class FaceProposer(Protocol):
+    name: str
+
+    def propose(self, pixels: RGBImage, threshold: float) -> list[tuple[Box, float]]:
+        """Regions (in ``pixels`` coordinates) likely to hold a face, scoring at least ``threshold``, best first."""
+        ...
+
+
 class LandmarkModel(Protocol):
     name: str
 

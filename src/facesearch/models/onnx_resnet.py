@@ -295,7 +295,7 @@ def ensure_onnx_model(dat_path: Path | None = None, cache_dir: Path | None = Non
 # -- the embedder ------------------------------------------------------------------------------------
 
 
-def _onnxruntime() -> Any:
+def onnxruntime_module() -> Any:
     """The ``onnxruntime`` module, imported only when needed (it ships no type information)."""
     import onnxruntime  # type: ignore[import-untyped]
 
@@ -303,7 +303,7 @@ def _onnxruntime() -> Any:
 
 
 def default_providers() -> list[str]:
-    ort = _onnxruntime()
+    ort = onnxruntime_module()
     available = set(ort.get_available_providers())
     providers = ["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []
     return [*providers, "CPUExecutionProvider"]
@@ -325,7 +325,7 @@ class OnnxResNetEmbedder:
         batch_size: int = DEFAULT_BATCH,
         threads: int | None = None,
     ) -> None:
-        ort = _onnxruntime()
+        ort = onnxruntime_module()
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.batch_size = batch_size

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from facesearch.errors import DataFolderError
-from facesearch.models.base import FaceDetector, FaceEmbedder, LandmarkModel
+from facesearch.models.base import FaceDetector, FaceEmbedder, FaceProposer, LandmarkModel
 
 _Model = TypeVar("_Model")
 log = logging.getLogger(__name__)
@@ -55,6 +55,11 @@ class ModelSet:
         return self._get("detector", DlibHogDetector)
 
     @property
+    def proposer(self) -> FaceProposer | None:
+        """YuNet, or None (with one warning) where it cannot run: detection then scans whole photos with HOG."""
+        return self._get("proposer", _make_proposer)
+
+    @property
     def landmarks(self) -> LandmarkModel:
         from facesearch.models.dlib_models import DlibFivePointLandmarks
 
@@ -87,6 +92,16 @@ class ModelSet:
                 self._loaded[role] = factory()
             model: _Model = self._loaded[role]
             return model
+
+
+def _make_proposer() -> FaceProposer | None:
+    from facesearch.models.yunet import ProposerUnavailableError, YuNetProposer
+
+    try:
+        return YuNetProposer()
+    except ProposerUnavailableError as problem:
+        log.warning("face proposals unavailable (%s); detection scans whole photos, several times slower", problem)
+        return None
 
 
 @cache

