@@ -242,11 +242,19 @@ def run_bare(bare: BareDlib, paths: Sequence[Path], repeat: int) -> Run:
 # -- facesearch ------------------------------------------------------------------------------------
 
 
-def timed_ingest(paths: Sequence[Path], workers: int, key: str, embedder: str = "auto") -> tuple[IngestReport, float]:
+def timed_ingest(
+    paths: Sequence[Path], workers: int, key: str, embedder: str = "auto", proposals: bool = True
+) -> tuple[IngestReport, float]:
     """``Engine.ingest`` of ``paths`` into a fresh data folder: its report and the seconds of the ingest call
     alone (not the folder's set-up)."""
     with tempfile.TemporaryDirectory(prefix="facesearch-bench-") as tmp:
-        settings = Settings(data_dir=Path(tmp) / "data", master_key=key, workers=workers, embedder=embedder)
+        settings = Settings(
+            data_dir=Path(tmp) / "data",
+            master_key=key,
+            workers=workers,
+            embedder=embedder,
+            detection_proposals=proposals,
+        )
         engine = Engine.init(settings)
         try:
             spec = CollectionSpec.parse(
