@@ -1,5 +1,6 @@
 """How grouping faces into people scales: the product's own path (catalog, decryption, neighbour graph
-from the vector index, complete linkage, writes) on synthetic identities that behave like real faces.
+from the vector index, k-reciprocal re-ranking, re-ranked average linkage, writes) on synthetic identities
+that behave like real faces.
 
     python -m bench.people_scale                       # 1k, 10k, 30k faces
     python -m bench.people_scale --sizes 1000 10000 100000
