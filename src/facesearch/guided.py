@@ -50,7 +50,7 @@ def detect_guided(
         left, top = (math.floor((edge - margin) / cell) * cell for edge in (proposal.left, proposal.top))
         left, top = round(left), round(top)
         right, bottom = proposal.right + margin, proposal.bottom + margin
-        crop = _resized(_region(pixels, left, top, right, bottom), factor)
+        crop = _scaled_region(pixels, left, top, right, bottom, factor)
         # The crop's actual scale, after rounding its size to whole pixels.
         scale_x, scale_y = crop.shape[1] / (right - left), crop.shape[0] / (bottom - top)
         for box, score in detector.detect(crop, 0, threshold):
@@ -71,22 +71,24 @@ def pyramid_scale(wanted: float) -> float:
     return float(PYRAMID_STEP**steps)
 
 
-def _region(pixels: RGBImage, left: int, top: int, right: int, bottom: int) -> RGBImage:
-    """The pixels in the region, black where it runs past the image: a face filling a tight crop (ID photos,
-    avatars) then still has the context HOG's window needs, as the whole-photo pass's black-border retry gives
-    it. Boxes found there may reach past the image; they are clipped when reported."""
+def _scaled_region(pixels: RGBImage, left: int, top: int, right: int, bottom: int, factor: float) -> RGBImage:
+    """The region scaled by ``factor``, black where it runs past the image: a face filling a tight crop (ID
+    photos, avatars) then still has the context HOG's window needs, as the whole-photo pass's black-border
+    retry gives it. Boxes found there may reach past the image; they are clipped when reported. The part
+    inside the image is scaled first and the border added after, on the smaller array."""
     height, width = pixels.shape[:2]
     inside = pixels[max(0, top) : min(height, bottom), max(0, left) : min(width, right)]
-    border = ((max(0, -top), max(0, bottom - height)), (max(0, -left), max(0, right - width)), (0, 0))
-    return np.pad(inside, border, mode="constant") if any(any(side) for side in border) else inside
-
-
-def _resized(crop: RGBImage, factor: float) -> RGBImage:
-    height, width = crop.shape[:2]
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    if size == (width, height):
-        return np.ascontiguousarray(crop)
-    return np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR))
+    size = (max(1, round(inside.shape[1] * factor)), max(1, round(inside.shape[0] * factor)))
+    if size != (inside.shape[1], inside.shape[0]):
+        inside = np.asarray(Image.fromarray(inside).resize(size, Image.Resampling.BILINEAR))
+    border = [
+        (round(max(0, -top) * factor), round(max(0, bottom - height) * factor)),
+        (round(max(0, -left) * factor), round(max(0, right - width) * factor)),
+        (0, 0),
+    ]
+    if not any(any(side) for side in border):
+        return np.ascontiguousarray(inside)
+    return np.pad(inside, border, mode="constant")
 
 
 def _one_per_face(found: list[tuple[Box, float]]) -> list[tuple[Box, float]]:
