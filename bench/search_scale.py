@@ -160,7 +160,17 @@ def ivf_rows(faces: int, vectors: Floats, probes: Floats, exact: Truth, nprobes:
     return rows
 
 
-def run_size(faces: int, model: FaceModel, nprobes: Sequence[int], queries: int) -> list[Row]:
+@dataclass(frozen=True)
+class Workload:
+    """A gallery of synthetic faces, probes of its people and the exact answers, shared by every method."""
+
+    faces: int
+    vectors: Floats
+    probes: Floats
+    exact: Truth
+
+
+def workload(faces: int, model: FaceModel, queries: int) -> Workload:
     print(f"\n== {faces:,} faces: generating ...", flush=True)
     vectors, labels = model.faces(faces, seed=faces)
     probes, sources = model.probes(vectors, queries)
@@ -170,7 +180,13 @@ def run_size(faces: int, model: FaceModel, nprobes: Sequence[int], queries: int)
         f"{np.mean([len(w) for w in exact.same_person]):.1f} of them the probe's own person",
         flush=True,
     )
-    brute_count = max(3, min(queries, 20_000_000 // faces))  # numpy takes ~1 s a query at 10M
+    return Workload(faces, vectors, probes, exact)
+
+
+def baseline_rows(work: Workload, nprobes: Sequence[int]) -> list[Row]:
+    """numpy brute force, facesearch's exact index and its IVF index at each ``nprobe``."""
+    faces, vectors, probes, exact = work.faces, work.vectors, work.probes, work.exact
+    brute_count = max(3, min(len(probes), 20_000_000 // faces))  # numpy takes ~1 s a query at 10M
     rows = [
         score(
             faces,
@@ -187,6 +203,10 @@ def run_size(faces: int, model: FaceModel, nprobes: Sequence[int], queries: int)
     print(f"   {rows[-1]}", flush=True)
     rows.extend(ivf_rows(faces, vectors, probes, exact, nprobes))
     return rows
+
+
+def run_size(faces: int, model: FaceModel, nprobes: Sequence[int], queries: int) -> list[Row]:
+    return baseline_rows(workload(faces, model, queries), nprobes)
 
 
 def markdown(rows: list[Row]) -> str:
