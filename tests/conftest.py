@@ -13,6 +13,7 @@ import pytest
 from facesearch.audit import Actor
 from facesearch.engine import Engine
 from facesearch.governance import CollectionSpec
+from facesearch.records import Box
 from facesearch.settings import Settings
 from facesearch.vault import generate_master_key
 
@@ -40,6 +41,15 @@ PURPOSE = "reader request 2026-0042"
 def fixture_manifest() -> list[dict[str, str]]:
     with (FIXTURES / "manifest.csv").open(newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when they do not meet)."""
+    width = min(a.right, b.right) - max(a.left, b.left)
+    height = min(a.bottom, b.bottom) - max(a.top, b.top)
+    inter = max(0, width) * max(0, height)
+    union = a.area + b.area - inter
+    return inter / union if union else 0.0
 
 
 def news_spec(name: str = "news") -> CollectionSpec:

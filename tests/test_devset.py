@@ -27,7 +27,7 @@ from bench.verify_accuracy import (
 )
 
 import facesearch
-from conftest import ACTOR, news_spec, require_dev_data
+from conftest import ACTOR, iou, news_spec, require_dev_data
 from facesearch.engine import Engine
 from facesearch.errors import ImageError
 from facesearch.imaging import load_image
@@ -116,14 +116,6 @@ class Variant:
     file: str
     derived_from: str
     transform: str
-
-
-def iou(a: Box, b: Box) -> float:
-    width = min(a.right, b.right) - max(a.left, b.left)
-    height = min(a.bottom, b.bottom) - max(a.top, b.top)
-    inter = max(0, width) * max(0, height)
-    union = a.area + b.area - inter
-    return inter / union if union else 0.0
 
 
 def box_in_variant(box: Box, transform: str, width: int, height: int) -> Box:

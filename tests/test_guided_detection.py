@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, fixture_manifest
+from conftest import FIXTURES, fixture_manifest, iou
 from facesearch.analysis import FaceAnalyser
 from facesearch.api import load_image_file
 from facesearch.guided import PROPOSAL_THRESHOLD, detect_guided
 from facesearch.models import registry, yunet
 from facesearch.models.dlib_models import DlibHogDetector
 from facesearch.models.yunet import ProposerUnavailableError, YuNetProposer, non_maximum_suppression
-from facesearch.records import Box
 from facesearch.settings import Settings
 
 FACE_ROWS = [row for row in fixture_manifest() if row["expected_faces"] and not row["file"].startswith("corrupt")]
@@ -25,13 +24,6 @@ FACE_ROWS = [row for row in fixture_manifest() if row["expected_faces"] and not 
 @pytest.fixture(scope="module")
 def proposer() -> YuNetProposer:
     return YuNetProposer()
-
-
-def overlap(a: Box, b: Box) -> float:
-    width = max(0, min(a.right, b.right) - max(a.left, b.left))
-    height = max(0, min(a.bottom, b.bottom) - max(a.top, b.top))
-    inter = width * height
-    return inter / (a.width * a.height + b.width * b.height - inter)
 
 
 @pytest.mark.parametrize("row", FACE_ROWS, ids=[row["file"] for row in FACE_ROWS])
@@ -58,7 +50,7 @@ def test_guided_hog_finds_the_faces_whole_photo_hog_finds(name: str) -> None:
     whole = FaceAnalyser(Settings(detection_proposals=False)).detect(FIXTURES / name).faces
     assert len(guided) == len(whole)
     for face in whole:
-        best = max(overlap(face.box, other.box) for other in guided)
+        best = max(iou(face.box, other.box) for other in guided)
         assert best > 0.6, f"{name}: no guided box over {face.box}"
 
 
