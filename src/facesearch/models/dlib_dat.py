@@ -311,14 +311,19 @@ def _check(reader: _Reader, what: str, found: int, expected: Mapping[str, int], 
         raise reader.fail(f"{what}: expected {key}={expected[key]}, found {found}", offset)
 
 
+def _check_all(reader: _Reader, what: str, attrs: dict[str, int], spec: _Spec, at: int) -> None:
+    """Each of ``attrs`` that the spec fixes must have the spec's value."""
+    for key, value in attrs.items():
+        _check(reader, what, value, spec.attrs, key, at)
+
+
 def _read_input(reader: _Reader, spec: _Spec, index: int) -> LayerRecord:
     start = reader.pos
     reader.name("input_rgb_image_sized", "input layer")
     mean = np.array([reader.float32(f"avg_{c} of the input layer") for c in ("red", "green", "blue")], np.float32)
     nr = reader.ulong("NR of the input layer")
     nc = reader.ulong("NC of the input layer")
-    for key, value in (("nr", nr), ("nc", nc)):
-        _check(reader, f"layer {index} (input)", value, spec.attrs, key, start)
+    _check_all(reader, f"layer {index} (input)", {"nr": nr, "nc": nc}, spec, start)
     return LayerRecord("input", {"mean": mean}, {"nr": nr, "nc": nc})
 
 
@@ -330,17 +335,8 @@ def _read_con(reader: _Reader, spec: _Spec, index: int) -> LayerRecord:
         raise reader.fail(f"{what}: expected version con_4, con_5 or con_6, found {version!r}", start)
     params = reader.tensor(f"params of {what}").reshape(-1)
     at = reader.pos
-    attrs = {
-        "num_filters": reader.long(f"num_filters of {what}"),
-        "nr": reader.long(f"nr of {what}"),
-        "nc": reader.long(f"nc of {what}"),
-        "stride_y": reader.int_(f"stride_y of {what}"),
-        "stride_x": reader.int_(f"stride_x of {what}"),
-        "padding_y": reader.int_(f"padding_y of {what}"),
-        "padding_x": reader.int_(f"padding_x of {what}"),
-    }
-    for key, value in attrs.items():
-        _check(reader, what, value, spec.attrs, key, at)
+    attrs = {"num_filters": reader.long(f"num_filters of {what}"), **_read_window(reader, what)}
+    _check_all(reader, what, attrs, spec, at)
     at = reader.pos
     filters = reader.alias(f"filters of {what}")
     bias_dims = reader.alias(f"biases of {what}")
@@ -389,7 +385,15 @@ def _read_pool(reader: _Reader, spec: _Spec, index: int) -> LayerRecord:
     what = f"layer {index} ({spec.kind})"
     reader.name(f"{spec.kind}_2", what)
     at = reader.pos
-    attrs = {
+    attrs = _read_window(reader, what)
+    _check_all(reader, what, attrs, spec, at)
+    return LayerRecord(spec.kind, {}, attrs)
+
+
+def _read_window(reader: _Reader, what: str) -> dict[str, int]:
+    """A convolution's or pooling's window, as dlib writes it: rows and columns (long), then strides and
+    paddings (int), y before x."""
+    return {
         "nr": reader.long(f"nr of {what}"),
         "nc": reader.long(f"nc of {what}"),
         "stride_y": reader.int_(f"stride_y of {what}"),
@@ -397,9 +401,6 @@ def _read_pool(reader: _Reader, spec: _Spec, index: int) -> LayerRecord:
         "padding_y": reader.int_(f"padding_y of {what}"),
         "padding_x": reader.int_(f"padding_x of {what}"),
     }
-    for key, value in attrs.items():
-        _check(reader, what, value, spec.attrs, key, at)
-    return LayerRecord(spec.kind, {}, attrs)
 
 
 def _read_fc(reader: _Reader, spec: _Spec, index: int) -> LayerRecord:
