@@ -55,7 +55,6 @@ from facesearch.pipeline import (
     TIGHT_CROP_MIN_SIZE,
     TIGHT_CROP_PADDING,
     TIGHT_CROP_THRESHOLD,
-    upsample_for_face,
     upsample_times,
 )
 from facesearch.results import IngestReport
@@ -148,10 +147,7 @@ class BareDlib:
         """facesearch's number of doublings for ``pixels``; for a fallback looking only for faces of at least
         ``face_share`` of the shorter side, no more than such a face needs."""
         height, width = pixels.shape[:2]
-        upsample = upsample_times(height, width, self.upsample_max_pixels, self.upsample_target_side)
-        if face_share is None:
-            return upsample
-        return min(upsample, upsample_for_face(face_share * min(height, width)))
+        return upsample_times(height, width, self.upsample_max_pixels, self.upsample_target_side, face_share)
 
     def detect(self, pixels: RGB, upsample: int, threshold: float | None = None) -> list[tuple[Any, float]]:
         """Rectangles and scores of dlib's HOG detector run on the whole of ``pixels``."""

@@ -63,6 +63,13 @@ class _Attempt:
     quarters: int  # counter-clockwise quarter turns applied to the pixels
     padded: bool
 
+    @property
+    def face_share(self) -> float | None:
+        """The smallest face, as a share of the shorter side, this attempt looks for (None: any size)."""
+        if self.padded:
+            return TIGHT_CROP_MIN_SIZE
+        return ROTATED_MIN_FACE_SHARE if self.quarters else None
+
 
 _UPRIGHT = _Attempt(0, False)
 _FALLBACKS = (_Attempt(0, True), _Attempt(1, False), _Attempt(3, False), _Attempt(2, False))
@@ -127,10 +134,9 @@ def _attempt(pixels: RGBImage, attempt: _Attempt, models: ModelSet, options: Det
         pad = round(TIGHT_CROP_PADDING * max(work.shape[:2]))
         work = np.pad(work, ((pad, pad), (pad, pad), (0, 0)), mode="constant")
     height, width = pixels.shape[:2]
-    upsample = upsample_times(height, width, options.upsample_max_pixels, options.upsample_target_side)
-    if attempt != _UPRIGHT:
-        share = TIGHT_CROP_MIN_SIZE if attempt.padded else ROTATED_MIN_FACE_SHARE
-        upsample = min(upsample, upsample_for_face(share * min(height, width)))
+    upsample = upsample_times(
+        height, width, options.upsample_max_pixels, options.upsample_target_side, attempt.face_share
+    )
     if attempt.padded:
         smallest = TIGHT_CROP_MIN_SIZE * min(height, width)
         boxes = [
@@ -147,15 +153,18 @@ def _attempt(pixels: RGBImage, attempt: _Attempt, models: ModelSet, options: Det
     return _Found(work, attempt, pad, [(box, score, landmarks.landmarks(work, box)) for box, score in boxes])
 
 
-def upsample_times(height: int, width: int, max_pixels: int, target_side: int) -> int:
+def upsample_times(height: int, width: int, max_pixels: int, target_side: int, face_share: float | None = None) -> int:
     """How many times to double the image before HOG detection: none above ``max_pixels``; otherwise enough
     that its shorter side reaches ``target_side`` (at least once, at most MAX_UPSAMPLE times), so that
-    small faces in small images reach the detector's 80 px window."""
+    small faces in small images reach the detector's 80 px window. A fallback looking only for faces of at
+    least ``face_share`` of the shorter side doubles no more than such a face needs."""
     if height * width > max_pixels:
         return 0
     times = 1
     while times < MAX_UPSAMPLE and min(height, width) * 2**times < target_side:
         times += 1
+    if face_share is not None:
+        times = min(times, _upsample_for_face(face_share * min(height, width)))
     return times
 
 
@@ -167,7 +176,7 @@ def _guided(pixels: RGBImage, models: ModelSet, options: DetectionOptions) -> li
     return detect_guided(pixels, proposals, models.detector, options.threshold) if proposals else []
 
 
-def upsample_for_face(side: float) -> int:
+def _upsample_for_face(side: float) -> int:
     """The fewest doublings (at most MAX_UPSAMPLE) that bring a face ``side`` pixels across to HOG's window."""
     times = 0
     while times < MAX_UPSAMPLE and side * 2**times < HOG_WINDOW:
