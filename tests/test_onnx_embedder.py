@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import FIXTURES
 from facesearch.alignment import face_chip
 from facesearch.models import onnx_resnet
+from facesearch.models.cache import default_cache_dir
 from facesearch.models.dlib_dat import DlibDatError, DlibNetwork, read_dat
 from facesearch.models.dlib_models import DlibFivePointLandmarks, DlibHogDetector, DlibResNetEmbedder
 from facesearch.models.onnx_resnet import (
@@ -199,7 +200,7 @@ def test_cache_is_reused_and_rebuilt_when_altered(tmp_path: Path, monkeypatch: p
 
 def test_default_cache_dir_follows_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert onnx_resnet.default_cache_dir() == tmp_path / "facesearch"
+    assert default_cache_dir() == tmp_path / "facesearch"
     assert cached_model_path(DAT).parent == tmp_path / "facesearch"
     assert cached_model_path(DAT).name.startswith("dlib-resnet-v1-")
 

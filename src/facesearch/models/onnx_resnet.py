@@ -12,10 +12,7 @@ normalisation itself, so callers need no preprocessing.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from facesearch.models.cache import default_cache_dir, is_intact, sha256_file, store_checked
 from facesearch.models.dlib_dat import CONV_MODE, DlibDatError, DlibNetwork, LayerRecord, read_dat
 from facesearch.records import RGBImage
 
@@ -41,22 +39,10 @@ class FastEmbedderUnavailableError(RuntimeError):
     ``DlibResNetEmbedder``."""
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facesearch"
-
-
 def default_dat_path() -> Path:
     import face_recognition_models  # the package that DlibResNetEmbedder reads too
 
     return Path(face_recognition_models.face_recognition_model_location())
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def cpu_count() -> int:
@@ -259,36 +245,13 @@ def cached_model_path(dat_path: Path, cache_dir: Path | None = None, dat_sha256:
     return folder / f"dlib-resnet-v1-{digest}-b{BUILDER_VERSION}.onnx"
 
 
-def _checksum_path(model_path: Path) -> Path:
-    return model_path.with_name(model_path.name + ".sha256")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        Path(temp).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(temp).unlink()
-        raise
-
-
 def ensure_onnx_model(dat_path: Path | None = None, cache_dir: Path | None = None) -> Path:
     """The cached ONNX model for ``dat_path`` (default: ``face_recognition_models``' file), built if it is missing
     or if its checksum does not match the one recorded beside it."""
     source = default_dat_path() if dat_path is None else Path(dat_path)
     model_path = cached_model_path(source, cache_dir)
-    checksum_path = _checksum_path(model_path)
-    if model_path.is_file() and checksum_path.is_file():
-        recorded = checksum_path.read_text(encoding="ascii").strip()
-        if recorded == sha256_file(model_path):
-            return model_path
-    model = build_onnx(read_dat(source))
-    _atomic_write(model_path, model)
-    _atomic_write(checksum_path, (hashlib.sha256(model).hexdigest() + "\n").encode("ascii"))
+    if not is_intact(model_path):
+        store_checked(model_path, build_onnx(read_dat(source)))
     return model_path
 
 

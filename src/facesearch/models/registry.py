@@ -28,7 +28,7 @@ EMBEDDERS = ("auto", "onnx", "dlib")
 class EmbedderChoice:
     runtime: str = "auto"
     cache_dir: Path | None = None
-    """Where the converted ONNX graph is cached (None: the user's cache folder)."""
+    """Where the converted ONNX graph and the HOG detector's file are cached (None: the user's cache folder)."""
     threads: int | None = None
     """ONNX Runtime threads (None: one per core)."""
 
@@ -52,7 +52,7 @@ class ModelSet:
     def detector(self) -> FaceDetector:
         from facesearch.models.dlib_models import DlibHogDetector
 
-        return self._get("detector", DlibHogDetector)
+        return self._get("detector", lambda: DlibHogDetector(self._choice.cache_dir))
 
     @property
     def proposer(self) -> FaceProposer | None:
