@@ -25,12 +25,11 @@ import numpy.typing as npt
 
 from bench.cluster_quality import CACHE
 from facesearch.audit import Actor
-from facesearch.catalog.store import NewImage
 from facesearch.engine import Engine
 from facesearch.governance import CollectionSpec
 from facesearch.people.algorithms import bcubed
 from facesearch.people.service import People
-from facesearch.records import AnalysedFace, Box, DetectedFace
+from facesearch.records import AnalysedFace, Box, DetectedFace, NewImage
 from facesearch.settings import Settings
 from facesearch.vault import generate_master_key
 

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from conftest import ACTOR, PURPOSE, news_spec
-from facesearch.catalog.store import NewImage
 from facesearch.engine import Engine
-from facesearch.records import AnalysedFace, Box, DetectedFace
+from facesearch.records import AnalysedFace, Box, DetectedFace, NewImage
 from facesearch.settings import Settings
 
 

@@ -27,7 +27,7 @@ from facesearch.audit import (
     SearchEvent,
     VerifyEvent,
 )
-from facesearch.catalog.store import Catalog, NewImage, peek_sqlite_meta
+from facesearch.catalog.store import Catalog, peek_sqlite_meta
 from facesearch.consistency import CollectionIndexes
 from facesearch.distance import is_match
 from facesearch.errors import (
@@ -45,7 +45,7 @@ from facesearch.imaging import read_image_file
 from facesearch.index.policy import IndexPolicy
 from facesearch.ingest import FileOutcome, FileTask, Progress, run_tasks, task_for, without_objectors
 from facesearch.models.registry import configured_models
-from facesearch.records import AnalysedFace
+from facesearch.records import AnalysedFace, NewImage
 from facesearch.results import (
     CollectionInfo,
     CollectionStats,

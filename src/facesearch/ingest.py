@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.catalog.store import NewImage
 from facesearch.distance import face_distance
 from facesearch.errors import FacesearchError
 from facesearch.imaging import decode_image, read_image_file
 from facesearch.models.registry import EmbedderChoice, configured_models
 from facesearch.pipeline import DetectionOptions, analyse_image
+from facesearch.records import NewImage
 from facesearch.settings import Settings
 
 IN_FLIGHT_PER_WORKER = 4
@@ -47,8 +47,9 @@ class FileOutcome:
 
 
 def task_for(path: Path, settings: Settings, workers: int = 1) -> FileTask:
-    """The work for one file; with several workers, each embeds with its share of the cores."""
-    threads = None if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
+    """The work for one file; each worker embeds with ``threads_per_worker`` threads, else its share of the
+    cores."""
+    threads = settings.threads_per_worker or (None if workers <= 1 else max(1, (os.cpu_count() or 1) // workers))
     return FileTask(
         path=path,
         max_bytes=settings.max_file_bytes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,3 +80,20 @@ class LoadedImage:
     byte_size: int
     scale: float = 1.0
     """Full-resolution size divided by the size of ``pixels`` (1.0, 2.0, 4.0 or 8.0 for reduced JPEG decodes)."""
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """An analysed image ready to be written."""
+
+    content_id: str
+    source_path: str
+    width: int
+    height: int
+    format: str
+    byte_size: int
+    faces: Sequence[AnalysedFace]
+    embedder: str
+    """Name of the model that made the templates (stored with each face)."""
+    subject_id: int | None = None
+    """For an enrolment: the subject this image is an example of (linked in the same transaction)."""

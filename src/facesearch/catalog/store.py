@@ -33,28 +33,11 @@ from facesearch.catalog.schema import (
 )
 from facesearch.errors import ConflictError, DataFolderError, NotFoundError
 from facesearch.governance import CollectionSpec
-from facesearch.records import AnalysedFace, Box
+from facesearch.records import AnalysedFace, Box, NewImage
 from facesearch.results import CollectionInfo
 
 Seal = Callable[[npt.NDArray[np.float32]], bytes]
 Unseal = Callable[[bytes], npt.NDArray[np.float32]]
-
-
-@dataclass(frozen=True)
-class NewImage:
-    """An analysed image ready to be written."""
-
-    content_id: str
-    source_path: str
-    width: int
-    height: int
-    format: str
-    byte_size: int
-    faces: Sequence[AnalysedFace]
-    embedder: str
-    """Name of the model that made the templates (stored with each face)."""
-    subject_id: int | None = None
-    """For an enrolment: the subject this image is an example of (linked in the same transaction)."""
 
 
 @dataclass(frozen=True)
