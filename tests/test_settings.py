@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from facesearch.errors import InvalidValueError
+from facesearch.ingest import task_for
 from facesearch.settings import DEFAULT_MATCH_THRESHOLD, Settings
 
 
@@ -39,6 +40,7 @@ def test_overrides_win_over_environment_and_none_is_ignored() -> None:
         ("FACESEARCH_MATCH_THRESHOLD", "3", "match_threshold must be between 0 and 2"),
         ("FACESEARCH_MAX_IMAGE_PIXELS", "0", "max_image_pixels must be positive"),
         ("FACESEARCH_WORKERS", "-1", "workers must be 0"),
+        ("FACESEARCH_THREADS_PER_WORKER", "-2", "threads_per_worker must be 0"),
     ],
 )
 def test_bad_environment_values_name_the_variable(variable: str, value: str, message: str) -> None:
@@ -49,3 +51,14 @@ def test_bad_environment_values_name_the_variable(variable: str, value: str, mes
 def test_worker_count_defaults_to_cores() -> None:
     assert Settings(workers=0).worker_count >= 1
     assert Settings(workers=2).worker_count == 2
+
+
+def test_workers_share_the_cores_unless_threads_are_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    photo = Path("photo.jpg")
+    assert task_for(photo, Settings(), workers=1).embedder.threads is None  # ONNX Runtime: every core
+    assert task_for(photo, Settings(), workers=2).embedder.threads == 4
+    assert task_for(photo, Settings(), workers=16).embedder.threads == 1
+    pinned = Settings.from_env({"FACESEARCH_THREADS_PER_WORKER": "1"})
+    assert task_for(photo, pinned, workers=1).embedder.threads == 1
+    assert task_for(photo, pinned, workers=2).embedder.threads == 1

@@ -35,6 +35,9 @@ class Settings:
     """SQLAlchemy URL of the catalog; empty means ``sqlite:///<data_dir>/catalog.sqlite3``."""
     workers: int = 0
     """Worker processes for ingest; 0 means one per CPU core."""
+    threads_per_worker: int = 0
+    """ONNX Runtime threads each ingest worker embeds with; 0 shares the cores out among the workers (all of
+    them for a single worker). 1 keeps an ingest to one core per worker on a machine shared with others."""
     max_image_pixels: int = 90_000_000
     """Images with more pixels are refused before they are decoded (decompression bombs)."""
     max_file_bytes: int = 200_000_000
@@ -118,6 +121,10 @@ class Settings:
             raise InvalidValueError(f"setting embedder must be auto, onnx or dlib, got {self.embedder!r}")
         if self.index_exact_max < 0:
             raise InvalidValueError(f"setting index_exact_max must be 0 or more, got {self.index_exact_max}")
+        if self.threads_per_worker < 0:
+            raise InvalidValueError(
+                f"setting threads_per_worker must be 0 (cores shared out) or more, got {self.threads_per_worker}"
+            )
         if self.workers < 0:
             raise InvalidValueError(f"setting workers must be 0 (one per core) or more, got {self.workers}")
         if self.upsample_max_pixels < 0:
