@@ -14,6 +14,7 @@ from facesearch.analysis import FaceAnalyser
 from facesearch.api import load_image_file
 from facesearch.guided import PROPOSAL_THRESHOLD, detect_guided
 from facesearch.models import registry, yunet
+from facesearch.models.cache import is_intact
 from facesearch.models.dlib_models import DlibHogDetector
 from facesearch.models.yunet import ProposerUnavailableError, YuNetProposer, non_maximum_suppression
 from facesearch.settings import Settings
@@ -99,6 +100,19 @@ def test_an_altered_model_file_is_refused(tmp_path: Path) -> None:
     altered.write_bytes(bytes(data))
     with pytest.raises(ProposerUnavailableError, match="not the YuNet model"):
         YuNetProposer(altered)
+
+
+def test_the_freed_graph_is_cached_and_rebuilt_when_altered(tmp_path: Path, proposer: YuNetProposer) -> None:
+    pixels = np.asarray(Image.open(FIXTURES / "identities" / "obama__1.jpg").convert("RGB"))
+    expected = proposer.propose(pixels, PROPOSAL_THRESHOLD)
+    YuNetProposer(cache_dir=tmp_path)
+    (cached,) = tmp_path.glob("yunet-*.onnx")
+    assert is_intact(cached)
+    assert YuNetProposer(cache_dir=tmp_path).propose(pixels, PROPOSAL_THRESHOLD) == expected
+    original = cached.read_bytes()
+    cached.write_bytes(original[:1000])  # torn
+    assert YuNetProposer(cache_dir=tmp_path).propose(pixels, PROPOSAL_THRESHOLD) == expected
+    assert cached.read_bytes() == original
 
 
 def test_without_yunet_detection_warns_once_and_scans_whole_photos(

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from hashlib import sha256
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
 
@@ -70,6 +71,8 @@ KEY_CHECK = "master_key_check"
 OBJECTIONS_KEY = "objections_key"
 OBJECTIONS_COLLECTION_ID = 0
 MIN_PURPOSE_LENGTH = 3
+CONTENT_CHECK_CHUNK = 32
+"""Files hashed before their content ids are looked up in the catalog together (one query, not one a file)."""
 Clock = Callable[[], datetime]
 
 
@@ -231,21 +234,29 @@ class Engine:
         seen: set[str] = set()
         worker_count = workers or self.settings.worker_count
 
-        def tasks() -> Iterator[FileTask]:
-            for path in iter_image_files(paths):
+        def hashed(chunk: list[Path]) -> list[tuple[Path, str]]:
+            found = []
+            for path in chunk:
                 report.files_seen += 1
                 try:
-                    content_id = sha256(read_image_file(path, self.settings.max_file_bytes)).hexdigest()
+                    found.append((path, sha256(read_image_file(path, self.settings.max_file_bytes)).hexdigest()))
                 except ImageError as problem:
                     report.failed.append(FailedFile(str(path), problem.message))
                     progress.advance(path)
-                    continue
-                if content_id in seen or self.catalog.has_content(collection_id, content_id):
-                    report.skipped_already_indexed += 1
-                    progress.advance(path)
-                    continue
-                seen.add(content_id)
-                yield task_for(path, self.settings, worker_count)
+            return found
+
+        def tasks() -> Iterator[FileTask]:
+            files = iter_image_files(paths)
+            while chunk := list(islice(files, CONTENT_CHECK_CHUNK)):
+                contents = hashed(chunk)
+                held = self.catalog.held_contents(collection_id, [content_id for _, content_id in contents])
+                for path, content_id in contents:
+                    if content_id in seen or content_id in held:
+                        report.skipped_already_indexed += 1
+                        progress.advance(path)
+                        continue
+                    seen.add(content_id)
+                    yield task_for(path, self.settings, worker_count)
 
         batch: list[NewImage] = []
         audited_failures = 0

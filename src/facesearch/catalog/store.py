@@ -38,6 +38,8 @@ from facesearch.results import CollectionInfo
 
 Seal = Callable[[npt.NDArray[np.float32]], bytes]
 Unseal = Callable[[bytes], npt.NDArray[np.float32]]
+CONTENT_QUERY_CHUNK = 500
+"""Content ids per ``IN (...)`` query, well under SQLite's and PostgreSQL's limits on bound parameters."""
 
 
 @dataclass(frozen=True)
@@ -287,11 +289,14 @@ class Catalog:
     # -- images and faces --------------------------------------------------------------------------
 
     def has_content(self, collection_id: int, content_id: str) -> bool:
+        return bool(self.held_contents(collection_id, [content_id]))
+
+    def held_contents(self, collection_id: int, content_ids: Sequence[str]) -> set[str]:
+        """Those of ``content_ids`` already held in the collection, in one query."""
+        if not content_ids:
+            return set()
         with self._sessions() as session:
-            found = session.scalar(
-                select(ImageRow.id).where(ImageRow.collection_id == collection_id, ImageRow.content_id == content_id)
-            )
-        return found is not None
+            return _held_contents(session, collection_id, content_ids)
 
     def add_images(
         self, collection_id: int, images: Iterable[NewImage], seal: Seal, audit: Sequence[Event] = ()
@@ -300,17 +305,16 @@ class Catalog:
         now = datetime.now(UTC)
         face_rows: list[FaceRow] = []
         vectors: list[npt.NDArray[np.float32]] = []
+        batch = list(images)
         with self._sessions.begin() as session:
             collection = session.get(CollectionRow, collection_id)
             if collection is None:
                 raise NotFoundError(f"collection #{collection_id} was deleted during the ingest")
-            for image in images:
-                if session.scalar(
-                    select(ImageRow.id).where(
-                        ImageRow.collection_id == collection_id, ImageRow.content_id == image.content_id
-                    )
-                ):
+            held = _held_contents(session, collection_id, [image.content_id for image in batch])
+            for image in batch:
+                if image.content_id in held:
                     continue
+                held.add(image.content_id)
                 image_row = ImageRow(
                     collection_id=collection_id,
                     content_id=image.content_id,
@@ -576,6 +580,17 @@ def drop_empty_people(session: Session, collection_ids: Sequence[int]) -> int:
         delete(PersonRow).where(PersonRow.collection_id.in_(collection_ids), PersonRow.id.not_in(occupied))
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _held_contents(session: Session, collection_id: int, content_ids: Sequence[str]) -> set[str]:
+    held: set[str] = set()
+    for start in range(0, len(content_ids), CONTENT_QUERY_CHUNK):
+        chunk = content_ids[start : start + CONTENT_QUERY_CHUNK]
+        query = select(ImageRow.content_id).where(
+            ImageRow.collection_id == collection_id, ImageRow.content_id.in_(chunk)
+        )
+        held.update(session.scalars(query))
+    return held
 
 
 def _face_row(collection_id: int, face: AnalysedFace, embedder: str, seal: Seal) -> FaceRow:

@@ -57,7 +57,7 @@ class ModelSet:
     @property
     def proposer(self) -> FaceProposer | None:
         """YuNet, or None (with one warning) where it cannot run: detection then scans whole photos with HOG."""
-        return self._get("proposer", _make_proposer)
+        return self._get("proposer", lambda: _make_proposer(self._choice.cache_dir))
 
     @property
     def landmarks(self) -> LandmarkModel:
@@ -94,11 +94,11 @@ class ModelSet:
             return model
 
 
-def _make_proposer() -> FaceProposer | None:
+def _make_proposer(cache_dir: Path | None) -> FaceProposer | None:
     from facesearch.models.yunet import ProposerUnavailableError, YuNetProposer
 
     try:
-        return YuNetProposer()
+        return YuNetProposer(cache_dir=cache_dir)
     except ProposerUnavailableError as problem:
         log.warning("face proposals unavailable (%s); detection scans whole photos, several times slower", problem)
         return None

