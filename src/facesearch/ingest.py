@@ -26,7 +26,7 @@ from facesearch.pipeline import DetectionOptions, analyse_image
 from facesearch.records import NewImage
 from facesearch.settings import Settings
 
-IN_FLIGHT_PER_WORKER = 16
+IN_FLIGHT_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
