@@ -3,6 +3,7 @@
 
     python -m bench.search_scale                                # 100k and 1M faces
     python -m bench.search_scale --sizes 100000 1000000 10000000 --nprobe 16 64 256
+    python -m bench.search_scale --sizes 1000000 --hnsw-ef 64 128 256   # also faiss HNSW, for comparison
 
 For each size it measures what a face search needs, side by side in one run:
 - range recall: of the gallery faces within the match threshold (0.6) of a probe, found by exact search,
@@ -160,6 +161,36 @@ def ivf_rows(faces: int, vectors: Floats, probes: Floats, exact: Truth, nprobes:
     return rows
 
 
+HNSW_LINKS = 32
+HNSW_BUILD_EF = 40
+HNSW_K = 100
+"""Neighbours an HNSW search returns (its ef must be at least this): the range and same-person recalls are
+bounded by it, as they are by TRUTH_K for the other methods."""
+
+
+def hnsw_rows(faces: int, vectors: Floats, probes: Floats, exact: Truth, efs: Sequence[int]) -> list[Row]:
+    """faiss's HNSW (not a facesearch backend: it cannot delete), to see whether a graph index would meet the
+    10M target on face-like data."""
+    started = time.perf_counter()
+    index = faiss.IndexHNSWFlat(128, HNSW_LINKS)
+    index.hnsw.efConstruction = HNSW_BUILD_EF
+    index.add(vectors)
+    built = time.perf_counter() - started
+    size = faces * (512 + 2 * HNSW_LINKS * 4)  # vectors and the base layer's links
+
+    def search(queries: Floats) -> tuple[Floats, npt.NDArray[np.int64]]:
+        squared, ids = index.search(queries, HNSW_K)
+        return np.sqrt(np.maximum(squared, 0)).astype(np.float32), ids.astype(np.int64)
+
+    rows = []
+    for ef in efs:
+        index.hnsw.efSearch = max(ef, HNSW_K)
+        method = f"faiss HNSW (M {HNSW_LINKS}, efConstruction {HNSW_BUILD_EF}, ef {ef}, k {HNSW_K})"
+        rows.append(score(faces, method, built, size, search, probes, exact))
+        print(f"   {rows[-1]}", flush=True)
+    return rows
+
+
 @dataclass(frozen=True)
 class Workload:
     """A gallery of synthetic faces, probes of its people and the exact answers, shared by every method."""
@@ -205,8 +236,12 @@ def baseline_rows(work: Workload, nprobes: Sequence[int]) -> list[Row]:
     return rows
 
 
-def run_size(faces: int, model: FaceModel, nprobes: Sequence[int], queries: int) -> list[Row]:
-    return baseline_rows(workload(faces, model, queries), nprobes)
+def run_size(faces: int, model: FaceModel, nprobes: Sequence[int], queries: int, efs: Sequence[int]) -> list[Row]:
+    work = workload(faces, model, queries)
+    rows = baseline_rows(work, nprobes)
+    if efs:
+        rows += hnsw_rows(faces, work.vectors, work.probes, work.exact, efs)
+    return rows
 
 
 def markdown(rows: list[Row]) -> str:
@@ -227,10 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--nprobe", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--queries", type=int, default=300, help="probes, each timed alone and scored")
+    parser.add_argument("--hnsw-ef", type=int, nargs="*", default=[], help="also faiss HNSW at these ef")
     args = parser.parse_args(argv)
     model = FaceModel.load()
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads")
-    rows = [row for size in args.sizes for row in run_size(size, model, args.nprobe, args.queries)]
+    rows = [row for size in args.sizes for row in run_size(size, model, args.nprobe, args.queries, args.hnsw_ef)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     table = markdown(rows)
     (RESULTS / "search_scale.md").write_text(table + "\n")
