@@ -9,10 +9,12 @@ of people (low quality) counting as a person of its own. ``bench/cluster_quality
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from conftest import ACTOR, require_dev_data
-from facesearch.catalog.browse import MAX_PAGE, Browser, FaceSummary
+from facesearch.catalog.browse import MAX_PAGE, Browser, FaceSummary, Page
 from facesearch.engine import Engine
 from facesearch.governance import CollectionSpec
 from facesearch.people.algorithms import bcubed
@@ -20,6 +22,7 @@ from facesearch.people.service import People
 
 SAMPLE_EVERY = 6
 MAX_PHOTOS = 8
+T = TypeVar("T")
 MIN_PRECISION = 0.98
 MIN_RECALL = 0.85
 """Floors under what this sample measured (546 faces of 151 people: precision 0.991, recall 0.882): a change
@@ -33,13 +36,14 @@ def sampled_photos(dev: Path) -> list[Path]:
     return [photo for name in names for photo in sorted((dev / name).glob("*.jpg"))[:MAX_PHOTOS]]
 
 
-def every_face(browser: Browser, collection: str) -> list[FaceSummary]:
-    faces: list[FaceSummary] = []
+def every_item(page_at: Callable[[int], Page[T]]) -> list[T]:
+    """All items of a paged listing, ``page_at(offset)`` giving each page."""
+    items: list[T] = []
     while True:
-        page = browser.faces(collection, offset=len(faces), limit=MAX_PAGE)
-        faces += page.items
-        if len(faces) >= page.total:
-            return faces
+        page = page_at(len(items))
+        items += page.items
+        if len(items) >= page.total:
+            return items
 
 
 def test_people_on_dev_identities_reach_the_measured_precision_and_recall(engine: Engine) -> None:
@@ -53,9 +57,10 @@ def test_people_on_dev_identities_reach_the_measured_precision_and_recall(engine
     People(engine).cluster("archive", ACTOR)
 
     browser = Browser(engine.catalog)
-    identity_of = {image_id: Path(browser.image(image_id).source).parent.name for image_id in _image_ids(browser)}
+    images = every_item(lambda offset: browser.images("archive", offset, MAX_PAGE))
+    identity_of = {image.id: Path(image.source).parent.name for image in images}
     largest: dict[int, FaceSummary] = {}
-    for face in every_face(browser, "archive"):
+    for face in every_item(lambda offset: browser.faces("archive", offset, MAX_PAGE)):
         held = largest.get(face.image_id)
         if held is None or face.box.area > held.box.area:
             largest[face.image_id] = face
@@ -66,12 +71,3 @@ def test_people_on_dev_identities_reach_the_measured_precision_and_recall(engine
     print(figures)
     assert len(truth) >= 0.99 * len(photos), f"faces found in only {len(truth)} of {len(photos)} photos"
     assert precision >= MIN_PRECISION and recall >= MIN_RECALL, figures
-
-
-def _image_ids(browser: Browser) -> list[int]:
-    ids: list[int] = []
-    while True:
-        page = browser.images("archive", offset=len(ids), limit=MAX_PAGE)
-        ids += [image.id for image in page.items]
-        if len(ids) >= page.total:
-            return ids

@@ -10,6 +10,11 @@ import pytest
 import facesearch
 
 
+def test_the_exported_names_are_the_lazily_loaded_ones() -> None:
+    """``__all__`` and the table of where each name lives are written out twice; they must agree."""
+    assert sorted(facesearch.__all__) == sorted(facesearch._HOMES)
+
+
 @pytest.mark.parametrize("name", facesearch.__all__)
 def test_every_public_name_resolves(name: str) -> None:
     assert getattr(facesearch, name).__name__ == name
