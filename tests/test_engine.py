@@ -76,6 +76,31 @@ def test_reingest_skips_content_already_indexed(
     assert info.image_count == report.files_seen
 
 
+def test_uploads_already_held_are_skipped_before_analysis(
+    engine: Engine, identity_files: dict[str, list[Path]]
+) -> None:
+    engine.create_collection(news_spec(), ACTOR)
+    first, second = (paths[0].read_bytes() for paths in list(identity_files.values())[:2])
+    held = engine.ingest_uploads("news", [("first.jpg", first)], ACTOR).images[0]
+    analysed: list[str] = []
+    analyse = engine.analyser.analyse
+
+    def counted(image: bytes | Path, name: str | None = None) -> object:
+        analysed.append(str(name))
+        return analyse(image, name)
+
+    engine.analyser.analyse = counted  # type: ignore[method-assign,assignment]
+    sent = [("again.jpg", first), ("second.jpg", second), ("second-copy.jpg", second)]
+    result = engine.ingest_uploads("news", sent, ACTOR)
+    assert analysed == ["second.jpg"]  # a held photo and a repeat cost a hash, not a detection
+    assert (result.report.images_added, result.report.skipped_already_indexed) == (1, 2)
+    listed = {image.name: image.image_id for image in result.images}
+    assert listed["again.jpg"] == held.image_id and set(listed) == {"again.jpg", "second.jpg"}
+    with pytest.raises(ConflictError, match="already held"):
+        engine.ingest_uploads("news", [("third.jpg", second)], ACTOR, strict=True)
+    assert engine.collection("news").image_count == 2
+
+
 def test_bad_files_are_listed_and_do_not_stop_the_rest(engine: Engine, tmp_path: Path) -> None:
     engine.create_collection(news_spec(), ACTOR)
     folder = tmp_path / "mixed"

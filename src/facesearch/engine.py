@@ -293,7 +293,17 @@ class Engine:
         started = time.perf_counter()
         batch: list[NewImage] = []
         names: dict[str, str] = {}
-        for name, data in uploads:
+        # Content is checked before analysis, for every upload in one query: a photo already held costs a
+        # hash, not a detection and an embedding.
+        content_ids = [sha256(data).hexdigest() for _, data in uploads]
+        held = self.catalog.held_contents(collection_id, content_ids)
+        for (name, data), content_id in zip(uploads, content_ids, strict=True):
+            if content_id in names or content_id in held:
+                if strict:
+                    raise ConflictError(f"{name} is already held in {collection}; send a different photo")
+                report.skipped_already_indexed += 1
+                names.setdefault(content_id, name)
+                continue
             try:
                 image = self._analyse_upload(name, data, subject_id)
             except FacesearchError as problem:
@@ -301,14 +311,9 @@ class Engine:
                     raise
                 report.failed.append(FailedFile(name, problem.message))
                 continue
-            if image.content_id in names or self.catalog.has_content(collection_id, image.content_id):
-                if strict:
-                    raise ConflictError(f"{name} is already held in {collection}; send a different photo")
-                report.skipped_already_indexed += 1
-            else:
-                self.uploads.put(self.cipher(collection_id), image.content_id, data)
-                batch.append(image)
-            names.setdefault(image.content_id, name)
+            self.uploads.put(self.cipher(collection_id), image.content_id, data)
+            batch.append(image)
+            names[image.content_id] = name
         self._write(collection_id, collection, batch, self._protected_templates(), report, actor, 0)
         self.indexes.save()
         report.seconds = time.perf_counter() - started

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, create_engine, delete, event, func, select, text, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -288,9 +288,6 @@ class Catalog:
 
     # -- images and faces --------------------------------------------------------------------------
 
-    def has_content(self, collection_id: int, content_id: str) -> bool:
-        return bool(self.held_contents(collection_id, [content_id]))
-
     def held_contents(self, collection_id: int, content_ids: Sequence[str]) -> set[str]:
         """Those of ``content_ids`` already held in the collection, in one query."""
         if not content_ids:
@@ -301,49 +298,49 @@ class Catalog:
     def add_images(
         self, collection_id: int, images: Iterable[NewImage], seal: Seal, audit: Sequence[Event] = ()
     ) -> AddedFaces:
-        """Write ``images`` and their (sealed) templates in one transaction; content already held is skipped."""
+        """Write ``images`` and their (sealed) templates in one transaction; content already held is skipped.
+
+        Rows go in as bulk INSERTs with RETURNING (one statement per table and batch), not through the ORM's
+        unit of work, which cost the ingest's main process about 2 ms of CPU per image beside its workers."""
         now = datetime.now(UTC)
-        face_rows: list[FaceRow] = []
-        vectors: list[npt.NDArray[np.float32]] = []
         batch = list(images)
         with self._sessions.begin() as session:
             collection = session.get(CollectionRow, collection_id)
             if collection is None:
                 raise NotFoundError(f"collection #{collection_id} was deleted during the ingest")
             held = _held_contents(session, collection_id, [image.content_id for image in batch])
+            fresh: list[NewImage] = []
             for image in batch:
-                if image.content_id in held:
-                    continue
-                held.add(image.content_id)
-                image_row = ImageRow(
-                    collection_id=collection_id,
-                    content_id=image.content_id,
-                    source_path=image.source_path,
-                    width=image.width,
-                    height=image.height,
-                    format=image.format,
-                    byte_size=image.byte_size,
-                    face_count=len(image.faces),
-                    ingested_at=now,
-                )
-                for face in image.faces:
-                    row = _face_row(collection_id, face, image.embedder, seal)
-                    image_row.faces.append(row)
-                    face_rows.append(row)
-                    vectors.append(np.asarray(face.embedding, dtype=np.float32))
-                session.add(image_row)
-                if image.subject_id is not None:
-                    session.flush()
-                    session.add(SubjectExampleRow(image_id=image_row.id, subject_id=image.subject_id))
-            if face_rows:
+                if image.content_id not in held:
+                    held.add(image.content_id)
+                    fresh.append(image)
+            image_ids = _inserted_ids(session, ImageRow, [_image_values(collection_id, i, now) for i in fresh])
+            faces = [
+                (image_id, image, face)
+                for image_id, image in zip(image_ids, fresh, strict=True)
+                for face in image.faces
+            ]
+            face_ids = _inserted_ids(
+                session,
+                FaceRow,
+                [_face_values(collection_id, image_id, face, image.embedder, seal) for image_id, image, face in faces],
+            )
+            examples = [
+                {"image_id": image_id, "subject_id": image.subject_id}
+                for image_id, image in zip(image_ids, fresh, strict=True)
+                if image.subject_id is not None
+            ]
+            if examples:
+                session.execute(insert(SubjectExampleRow), examples)
+            if face_ids:
                 collection.index_generation += 1
             for entry in audit:
                 self.audit.append(session, entry)
             session.flush()
             generation = collection.index_generation
-            ids = np.array([row.id for row in face_rows], dtype=np.int64)
+        vectors = [np.asarray(face.embedding, dtype=np.float32) for _, _, face in faces]
         matrix = np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
-        return AddedFaces(ids=ids, embeddings=matrix, generation=generation)
+        return AddedFaces(ids=np.array(face_ids, dtype=np.int64), embeddings=matrix, generation=generation)
 
     def image_ids(self, collection_id: int) -> list[int]:
         with self._sessions() as session:
@@ -593,21 +590,44 @@ def _held_contents(session: Session, collection_id: int, content_ids: Sequence[s
     return held
 
 
-def _face_row(collection_id: int, face: AnalysedFace, embedder: str, seal: Seal) -> FaceRow:
+def _inserted_ids(session: Session, table: type[ImageRow] | type[FaceRow], rows: list[dict[str, Any]]) -> list[int]:
+    """The ids of ``rows`` inserted into ``table`` in one bulk statement, in the order of ``rows``."""
+    if not rows:
+        return []
+    statement = insert(table).returning(table.id, sort_by_parameter_order=True)
+    return list(session.scalars(statement, rows))
+
+
+def _image_values(collection_id: int, image: NewImage, now: datetime) -> dict[str, Any]:
+    return {
+        "collection_id": collection_id,
+        "content_id": image.content_id,
+        "source_path": image.source_path,
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "byte_size": image.byte_size,
+        "face_count": len(image.faces),
+        "ingested_at": now,
+    }
+
+
+def _face_values(collection_id: int, image_id: int, face: AnalysedFace, embedder: str, seal: Seal) -> dict[str, Any]:
     detection = face.detection
-    return FaceRow(
-        collection_id=collection_id,
-        left=detection.box.left,
-        top=detection.box.top,
-        right=detection.box.right,
-        bottom=detection.box.bottom,
-        score=detection.score,
-        landmarks=[list(point) for point in detection.landmarks],
-        rotation=detection.rotation,
-        sharpness=face.sharpness,
-        embedder=embedder,
-        embedding=seal(face.embedding),
-    )
+    return {
+        "image_id": image_id,
+        "collection_id": collection_id,
+        "left": detection.box.left,
+        "top": detection.box.top,
+        "right": detection.box.right,
+        "bottom": detection.box.bottom,
+        "score": detection.score,
+        "landmarks": [list(point) for point in detection.landmarks],
+        "rotation": detection.rotation,
+        "sharpness": face.sharpness,
+        "embedder": embedder,
+        "embedding": seal(face.embedding),
+    }
 
 
 def _count_by(session: Session, column: Any) -> dict[int, int]:

@@ -43,8 +43,7 @@ class FaissIndex(Generic[FaissT]):
         matrix = as_matrix(queries, self.dimension)
         if len(self) == 0 or k <= 0:
             return empty_result(matrix.shape[0], k)
-        self._prepare(exhaustive)
-        squared, ids = self._index.search(matrix, k)
+        squared, ids = self._search(matrix, k, exhaustive)
         distances = np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
         distances[ids < 0] = np.inf
         return distances, ids.astype(np.int64)
@@ -52,8 +51,12 @@ class FaissIndex(Generic[FaissT]):
     def serialize(self) -> bytes:
         return bytes(faiss.serialize_index(self._index).tobytes())
 
-    def _prepare(self, exhaustive: bool) -> None:
-        """Set search parameters before a search (approximate backends)."""
+    def _search(
+        self, matrix: npt.NDArray[np.float32], k: int, exhaustive: bool
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """faiss's squared distances and ids; approximate backends set their breadth here."""
+        squared, ids = self._index.search(matrix, k)
+        return squared, ids
 
 
 def read_faiss(payload: bytes, kind: type[FaissT], dimension: int, backend: str) -> FaissT:
