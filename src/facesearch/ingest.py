@@ -8,7 +8,6 @@ skips it (content ids are checked before any work is done).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -21,6 +20,7 @@ import numpy.typing as npt
 from facesearch.distance import face_distance
 from facesearch.errors import FacesearchError
 from facesearch.imaging import decode_image, read_image_file
+from facesearch.lean_spawn import LeanSpawnContext
 from facesearch.models.registry import EmbedderChoice, configured_models
 from facesearch.pipeline import DetectionOptions, analyse_image
 from facesearch.records import NewImage
@@ -89,9 +89,9 @@ def run_tasks(tasks: Iterable[FileTask], workers: int) -> Iterator[FileOutcome]:
     if workers <= 1:
         yield from map(analyse_file, tasks)
         return
-    # spawn, not fork: forking a process that holds faiss/OpenMP threads can deadlock the child.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    # spawn, not fork: forking a process that holds faiss/OpenMP threads can deadlock the child; and a lean
+    # spawn, whose workers do not re-import the parent's main module (lean_spawn.py).
+    with ProcessPoolExecutor(max_workers=workers, mp_context=LeanSpawnContext()) as pool:
         pending: set[Future[FileOutcome]] = set()
         try:
             for task in tasks:
