@@ -77,33 +77,34 @@ class IvfIndex(FaissIndex[faiss.IndexIVFFlat]):
     def _search(
         self, matrix: npt.NDArray[np.float32], k: int, exhaustive: bool
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        if exhaustive:
+        if exhaustive and len(matrix):
             return self._search_every_cell(matrix, k)
-        nprobe = min(self.nprobe, self.cells)
-        self._index.nprobe = nprobe
-        if self._graph is not None:
-            self._graph.efSearch = max(nprobe, QUANTIZER_MIN_BREADTH)
+        self._index.nprobe = self._probe_breadth()
         squared, ids = self._index.search(matrix, k)
         return squared, ids
 
     def cells_searched(self, queries: Vectors) -> npt.NDArray[np.int64]:
         """How many cells a search of each query looks into: nprobe, unless the quantizer finds fewer."""
-        matrix = as_matrix(queries, self.dimension)
+        _, cells = self._index.quantizer.search(as_matrix(queries, self.dimension), self._probe_breadth())
+        counts: npt.NDArray[np.int64] = (cells >= 0).sum(axis=1).astype(np.int64)
+        return counts
+
+    def _probe_breadth(self) -> int:
+        """The cells a normal search compares (nprobe, at most all), with the quantizer's graph, if it has one,
+        searched at least that broadly."""
         nprobe = min(self.nprobe, self.cells)
         if self._graph is not None:
             self._graph.efSearch = max(nprobe, QUANTIZER_MIN_BREADTH)
-        _, cells = self._index.quantizer.search(matrix, nprobe)
-        counts: npt.NDArray[np.int64] = (cells >= 0).sum(axis=1).astype(np.int64)
-        return counts
+        return nprobe
 
     def _search_every_cell(
         self, matrix: npt.NDArray[np.float32], k: int
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """Every cell named outright, not asked of the quantizer (a graph may not find them all); queries go
-        EXHAUSTIVE_QUERY_CHUNK at a time, so the cell lists stay small whatever the number of queries."""
+        EXHAUSTIVE_QUERY_CHUNK at a time, so the lists of cells stay small whatever the number of queries."""
         index: Any = self._index  # faiss's Python wrapper, not the C++ signature its stubs give
-        index.nprobe = self.cells  # the wrapper checks the lists against it
-        parts = [self._index.search(matrix[:0], k)]
+        index.nprobe = self.cells  # the wrapper checks the lists of cells against it
+        parts = []
         for start in range(0, len(matrix), EXHAUSTIVE_QUERY_CHUNK):
             chunk = matrix[start : start + EXHAUSTIVE_QUERY_CHUNK]
             cells = np.tile(np.arange(self.cells, dtype=np.int64), (len(chunk), 1))
