@@ -49,6 +49,7 @@ import facesearch
 from facesearch.audit import Actor
 from facesearch.engine import Engine
 from facesearch.governance import CollectionSpec
+from facesearch.ingest import Progress
 from facesearch.models.registry import shared_models
 from facesearch.pipeline import (
     CONFIDENT_SCORE,
@@ -241,10 +242,16 @@ def run_bare(bare: BareDlib, paths: Sequence[Path], repeat: int) -> Run:
 
 
 def timed_ingest(
-    paths: Sequence[Path], workers: int, key: str, embedder: str = "auto", proposals: bool = True, threads: int = 0
+    paths: Sequence[Path],
+    workers: int,
+    key: str,
+    embedder: str = "auto",
+    proposals: bool = True,
+    threads: int = 0,
+    progress: Progress | None = None,
 ) -> tuple[IngestReport, float]:
     """``Engine.ingest`` of ``paths`` into a fresh data folder: its report and the seconds of the ingest call
-    alone (not the folder's set-up)."""
+    alone (not the folder's set-up); ``progress`` is told of each file as the CLI's bar is."""
     with tempfile.TemporaryDirectory(prefix="facesearch-bench-") as tmp:
         settings = Settings(
             data_dir=Path(tmp) / "data",
@@ -261,7 +268,7 @@ def timed_ingest(
             )
             engine.create_collection(spec, ACTOR)
             started = time.perf_counter()
-            report = engine.ingest(COLLECTION, list(paths), ACTOR, workers=workers)
+            report = engine.ingest(COLLECTION, list(paths), ACTOR, workers=workers, progress=progress)
             return report, time.perf_counter() - started
         finally:
             engine.close()

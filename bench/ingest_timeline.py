@@ -10,16 +10,12 @@ result, the last result, and what follows it (the last batch's write, the index 
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.ingest_throughput import ACTOR, COLLECTION, PURPOSE, default_dev_dir, select_images
-from facesearch.engine import Engine
-from facesearch.governance import CollectionSpec
+from bench.ingest_throughput import default_dev_dir, select_images, timed_ingest
 from facesearch.ingest import Progress
-from facesearch.settings import Settings
 from facesearch.vault import generate_master_key
 
 
@@ -41,22 +37,6 @@ class TimedProgress(Progress):
         self.finished = time.perf_counter() - self.started
 
 
-def timeline(paths: Sequence[Path], workers: int, key: str) -> tuple[TimedProgress, float]:
-    with tempfile.TemporaryDirectory(prefix="facesearch-timeline-") as tmp:
-        engine = Engine.init(Settings(data_dir=Path(tmp) / "data", master_key=key, workers=workers))
-        try:
-            spec = CollectionSpec.parse(
-                COLLECTION, PURPOSE, "legitimate-interests", "substantial-public-interest", "30d"
-            )
-            engine.create_collection(spec, ACTOR)
-            progress = TimedProgress()
-            started = time.perf_counter()
-            engine.ingest(COLLECTION, list(paths), ACTOR, workers=workers, progress=progress)
-            return progress, time.perf_counter() - started
-        finally:
-            engine.close()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
@@ -69,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| ingest | first result | 10th result | last result | after the last result | whole ingest |")
     print("|---:|---:|---:|---:|---:|---:|")
     for repeat in range(1, args.repeats + 1):
-        progress, total = timeline(paths, args.workers, key)
+        progress = TimedProgress()
+        _, total = timed_ingest(paths, args.workers, key, progress=progress)
         times = progress.results
         print(
             f"| {repeat} | {times[0]:.2f} s | {times[min(9, len(times) - 1)]:.2f} s | {times[-1]:.2f} s | "
