@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
-from hashlib import sha256
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
@@ -42,7 +41,7 @@ from facesearch.errors import (
 )
 from facesearch.files import count_image_files, iter_image_files
 from facesearch.governance import CollectionSpec
-from facesearch.imaging import read_image_file
+from facesearch.imaging import content_id_of, read_image_file
 from facesearch.index.policy import IndexPolicy
 from facesearch.ingest import FileOutcome, FileTask, Progress, run_tasks, task_for, without_objectors
 from facesearch.models.registry import configured_models
@@ -239,7 +238,7 @@ class Engine:
             for path in chunk:
                 report.files_seen += 1
                 try:
-                    found.append((path, sha256(read_image_file(path, self.settings.max_file_bytes)).hexdigest()))
+                    found.append((path, content_id_of(read_image_file(path, self.settings.max_file_bytes))))
                 except ImageError as problem:
                     report.failed.append(FailedFile(str(path), problem.message))
                     progress.advance(path)
@@ -295,7 +294,7 @@ class Engine:
         names: dict[str, str] = {}
         # Content is checked before analysis, for every upload in one query: a photo already held costs a
         # hash, not a detection and an embedding.
-        content_ids = [sha256(data).hexdigest() for _, data in uploads]
+        content_ids = [content_id_of(data) for _, data in uploads]
         held = self.catalog.held_contents(collection_id, content_ids)
         for (name, data), content_id in zip(uploads, content_ids, strict=True):
             if content_id in names or content_id in held:

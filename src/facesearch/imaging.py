@@ -23,6 +23,11 @@ _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that turn the image a quarter
 _EXIF_ORIENTATION_TAG = 0x0112
 
 
+def content_id_of(data: bytes) -> str:
+    """An image file's identity in a collection: the sha256 of its bytes (the same photo is held once)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def read_image_file(path: Path, max_bytes: int) -> bytes:
     """The bytes of ``path``, refusing what cannot be an image facesearch should read."""
     try:
@@ -95,7 +100,7 @@ def decode_image(data: bytes, *, name: str, max_pixels: int, max_side: int | Non
     pixels: RGBImage = np.asarray(rgb, dtype=np.uint8)
     return LoadedImage(
         pixels=pixels,
-        content_id=hashlib.sha256(data).hexdigest(),
+        content_id=content_id_of(data),
         width=full_width,
         height=full_height,
         format=image.format or "unknown",
