@@ -249,9 +249,11 @@ def timed_ingest(
     proposals: bool = True,
     threads: int = 0,
     progress: Progress | None = None,
+    template_views: int | None = None,
 ) -> tuple[IngestReport, float]:
     """``Engine.ingest`` of ``paths`` into a fresh data folder: its report and the seconds of the ingest call
-    alone (not the folder's set-up); ``progress`` is told of each file as the CLI's bar is."""
+    alone (not the folder's set-up); ``progress`` is told of each file as the CLI's bar is; ``template_views``
+    None means the default."""
     with tempfile.TemporaryDirectory(prefix="facesearch-bench-") as tmp:
         settings = Settings(
             data_dir=Path(tmp) / "data",
@@ -260,6 +262,7 @@ def timed_ingest(
             embedder=embedder,
             detection_proposals=proposals,
             threads_per_worker=threads,
+            template_views=template_views or Settings().template_views,
         )
         engine = Engine.init(settings)
         try:

@@ -44,11 +44,12 @@ ACTOR = Actor("people-scale-bench")
 
 
 def real_distances() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
-    if not CACHE.exists():
+    cache = Path(CACHE.format(views=Settings().template_views))  # the default templates' dev-set cache
+    if not cache.exists():
         return None
     import json
 
-    images = json.loads(CACHE.read_text())["images"]
+    images = json.loads(cache.read_text())["images"]
     by_person: dict[str, list[npt.NDArray[np.float64]]] = {}
     for key, item in images.items():
         if item["embedding"] is not None:

@@ -36,6 +36,7 @@ from facesearch.errors import FacesearchError
 from facesearch.models.registry import shared_models
 from facesearch.records import AnalysedFace, Embedding
 from facesearch.settings import DEFAULT_MATCH_THRESHOLD, Settings
+from facesearch.templates import VIEW_SCALE
 
 DEFAULT_PROTOCOL = "lfw_view1_devtrain"
 SWEEP = tuple(round(0.40 + 0.01 * i, 2) for i in range(36))
@@ -464,6 +465,8 @@ def _fingerprint(settings: Settings) -> dict[str, Any]:
         "detect_max_side": settings.detect_max_side,
         "detection_threshold": settings.detection_threshold,
         "try_rotations": settings.try_rotations,
+        "template_views": settings.template_views,
+        "template_scale": VIEW_SCALE[settings.template_views],
     }
 
 

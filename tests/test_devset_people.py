@@ -24,9 +24,10 @@ SAMPLE_EVERY = 6
 MAX_PHOTOS = 8
 T = TypeVar("T")
 MIN_PRECISION = 0.98
-MIN_RECALL = 0.85
-"""Floors under what this sample measured (546 faces of 151 people: precision 0.991, recall 0.882): a change
-that merges people or splits them noticeably more fails here."""
+MIN_RECALL = 0.88
+"""Floors under what this sample measured (546 faces of 151 people: precision 0.987, recall 0.917 with the
+default four-view templates; 0.991 / 0.882 with one view): a change that merges people or splits them
+noticeably more fails here."""
 
 
 def sampled_photos(dev: Path) -> list[Path]:

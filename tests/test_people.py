@@ -182,7 +182,7 @@ def test_the_mean_reranked_distance_between_a_persons_faces_is_within_the_thresh
     re-ranking bonus of the pairs that share their neighbourhood, is within the threshold (average linkage
     keeps it for every group it makes): no chain of look-alikes inside a person."""
     from facesearch.people.algorithms import reranking_bonus
-    from facesearch.people.service import DISTANCE_WEIGHT, GROUP_THRESHOLD
+    from facesearch.people.service import DISTANCE_WEIGHT, GROUP_THRESHOLDS
 
     engine = clustered.engine
     collection_id = engine.catalog.collection_id("family")
@@ -201,4 +201,4 @@ def test_the_mean_reranked_distance_between_a_persons_faces_is_within_the_thresh
         inside = set(positions.tolist())
         taken = sum(gain for face in positions for other, gain in bonus.get(int(face), ()) if other in inside) / 2
         total = float(distances[np.triu_indices(len(positions), k=1)].sum()) - taken
-        assert not pairs or total / pairs <= GROUP_THRESHOLD + 1e-9, person.id
+        assert not pairs or total / pairs <= GROUP_THRESHOLDS[engine.settings.template_views] + 1e-9, person.id

@@ -3,6 +3,7 @@ the catalog, the keys, the vector indexes and the models, and records every acti
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
@@ -62,12 +63,15 @@ from facesearch.results import (
     Verification,
 )
 from facesearch.settings import Settings
+from facesearch.templates import template_recipe
 from facesearch.uploads import UploadStore, is_upload, upload_source
 from facesearch.vault import CollectionCipher, MasterKey
 
 EMBEDDING_DIMENSION = 128
 KEY_CHECK = "master_key_check"
 OBJECTIONS_KEY = "objections_key"
+TEMPLATE_VIEWS_KEY = "template_views"
+"""The views each template of this data folder averages (``templates.py``), fixed when the folder is made."""
 OBJECTIONS_COLLECTION_ID = 0
 MIN_PURPOSE_LENGTH = 3
 CONTENT_CHECK_CHUNK = 32
@@ -128,6 +132,7 @@ class Engine:
         check = catalog.meta(KEY_CHECK)
         if check is None:
             catalog.set_meta(KEY_CHECK, check := master_key.key_check().hex())
+            catalog.set_meta(TEMPLATE_VIEWS_KEY, str(settings.template_views))
         master_key.verify(bytes.fromhex(check))
         return cls._ready(settings, catalog, master_key, clock)
 
@@ -151,6 +156,7 @@ class Engine:
 
     @classmethod
     def _ready(cls, settings: Settings, catalog: Catalog, master_key: MasterKey, clock: Clock) -> Engine:
+        settings = settings.replace(template_views=_recorded_views(catalog, settings))
         engine = cls(settings, catalog, master_key, clock=clock)
         engine.purge(RETENTION_ACTOR, automatic=True)  # retention is enforced whenever the data is opened
         engine.sweep_uploads()
@@ -341,7 +347,7 @@ class Engine:
             format=loaded.format,
             byte_size=loaded.byte_size,
             faces=faces,
-            embedder=self.models.embedder.name,
+            embedder=template_recipe(self.models.embedder.name, self.settings.template_views),
             subject_id=subject_id,
         )
 
@@ -604,6 +610,23 @@ def _purge_event(actor: Actor, collection: str, cutoff: datetime, automatic: boo
         )
 
     return event
+
+
+def _recorded_views(catalog: Catalog, settings: Settings) -> int:
+    """The data folder's template views. A folder made before templates had views holds dlib's one-view
+    templates, and is recorded as such on first open."""
+    recorded = catalog.meta(TEMPLATE_VIEWS_KEY)
+    if recorded is None:
+        catalog.set_meta(TEMPLATE_VIEWS_KEY, recorded := "1")
+    views = int(recorded)
+    if views != settings.template_views:
+        logging.getLogger(__name__).info(
+            "this data folder's templates average %d view(s), as it was made; template_views=%d applies to new "
+            "data folders only",
+            views,
+            settings.template_views,
+        )
+    return views
 
 
 def _check_key_before_opening(settings: Settings, master_key: MasterKey) -> None:

@@ -25,6 +25,7 @@ from facesearch.models.registry import EmbedderChoice, configured_models
 from facesearch.pipeline import DetectionOptions, analyse_image
 from facesearch.records import NewImage
 from facesearch.settings import Settings
+from facesearch.templates import template_recipe
 
 IN_FLIGHT_PER_WORKER = 4
 
@@ -79,7 +80,7 @@ def analyse_file(task: FileTask) -> FileOutcome:
         format=loaded.format,
         byte_size=loaded.byte_size,
         faces=faces,
-        embedder=models.embedder.name,
+        embedder=template_recipe(models.embedder.name, task.detection.template_views),
     )
     return FileOutcome(task.path, image, None)
 

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facesearch.alignment import clip_box, face_chip, rotate_quarters, scale_box, unrotate_box, unrotate_point
+from facesearch.alignment import clip_box, rotate_quarters, scale_box, unrotate_box, unrotate_point
 from facesearch.guided import PROPOSAL_THRESHOLD, detect_guided
 from facesearch.models.registry import ModelSet
 from facesearch.records import AnalysedFace, Box, DetectedFace, LoadedImage, Point, RGBImage
-from facesearch.settings import Settings
+from facesearch.settings import DEFAULT_TEMPLATE_VIEWS, Settings
+from facesearch.templates import face_templates, view_chips
 
 CONFIDENT_SCORE = 0.5
 """An upright detection at least this sure ends the search for a better orientation."""
@@ -46,6 +47,8 @@ class DetectionOptions:
     threshold: float
     try_rotations: bool
     proposals: bool = True
+    template_views: int = DEFAULT_TEMPLATE_VIEWS
+    """Views averaged into each template (``templates.py``); the data folder's, never mixed within one."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DetectionOptions:
@@ -55,6 +58,7 @@ class DetectionOptions:
             settings.detection_threshold,
             settings.try_rotations,
             settings.detection_proposals,
+            settings.template_views,
         )
 
 
@@ -96,12 +100,10 @@ def analyse_image(image: LoadedImage, models: ModelSet, options: DetectionOption
     if found is None:
         return []
     embedder = models.embedder
-    chips = [
-        face_chip(found.work, box, points, embedder.chip_size, embedder.chip_padding) for box, _, points in found.faces
-    ]
-    embeddings = embedder.embed(chips)
+    views = [view_chips(found.work, box, points, embedder, options.template_views) for box, _, points in found.faces]
+    embeddings = face_templates(embedder, views)
     detections = _to_original(found, image)
-    return [AnalysedFace(d, e, sharpness(chip)) for d, e, chip in zip(detections, embeddings, chips, strict=True)]
+    return [AnalysedFace(d, e, sharpness(v[0])) for d, e, v in zip(detections, embeddings, views, strict=True)]
 
 
 def sharpness(chip: RGBImage) -> float:

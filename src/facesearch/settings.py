@@ -16,6 +16,10 @@ from typing import Any
 from facesearch.errors import InvalidValueError
 from facesearch.models.registry import EmbedderChoice
 
+TEMPLATE_VIEWS = (1, 4)
+"""How many views of a face its template may average (``templates.py``)."""
+DEFAULT_TEMPLATE_VIEWS = 4
+
 ENV_PREFIX = "FACESEARCH_"
 
 DEFAULT_MATCH_THRESHOLD = 0.6
@@ -72,6 +76,10 @@ class Settings:
     """Cells of an IVF index compared with each query: more finds more of the true neighbours, slower."""
     ingest_batch_size: int = 64
     """Images written to the catalog per transaction during ingest."""
+    template_views: int = DEFAULT_TEMPLATE_VIEWS
+    """Views of each face averaged into its template: 1 (dlib's template as published) or 4 (with its mirror
+    image and a shrunk copy of both; the most accurate, four descriptors per face). Applies to data folders
+    made from now on: each folder keeps the count it was made with, so its templates stay comparable."""
     embedder: str = "auto"
     """How dlib's ResNet runs: ``onnx`` (ONNX Runtime, graph converted from dlib's weights and cached),
     ``dlib`` (dlib's own code, about 10x slower here), or ``auto`` (ONNX, else dlib with a warning)."""
@@ -117,6 +125,10 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise InvalidValueError(f"setting {name} must be positive, got {getattr(self, name)}")
+        if self.template_views not in TEMPLATE_VIEWS:
+            raise InvalidValueError(
+                f"setting template_views must be 1 or 4 (views averaged into each template), got {self.template_views}"
+            )
         if self.embedder not in ("auto", "onnx", "dlib"):
             raise InvalidValueError(f"setting embedder must be auto, onnx or dlib, got {self.embedder!r}")
         if self.index_exact_max < 0:

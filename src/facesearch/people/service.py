@@ -18,7 +18,7 @@ from facesearch.engine import Engine
 from facesearch.errors import InvalidValueError, RefusedError
 from facesearch.people.algorithms import Edges, reciprocal_jaccard, reranked_average_linkage
 
-GROUP_THRESHOLD = 0.47
+GROUP_THRESHOLDS = {1: 0.47, 4: 0.485}
 """Faces are grouped into people by average linkage on re-ranked distances (``reranked_average_linkage``):
 the mean distance between a person's faces, less a bonus for the pairs that share their k-reciprocal
 neighbourhood, is at most this. On the dev set's LFW identities with 2+ photos (3,315 faces of 903 people,
@@ -27,7 +27,11 @@ reaches 0.985 / 0.788 at 0.48, complete linkage 0.981 / 0.799 at 0.52 and label 
 whispers) 0.996 / 0.571 at 0.40 (0.977 / 0.781 at 0.45); in held-out 2-fold checks the re-ranking gained 3.8
 to 5.6 recall points at equal precision. Merging two people is the worse error, hence precision first: it was
 0.48 (0.982 / 0.877) until detection scaled faces to 111 px instead of 160 (bench/README.md), which moved
-templates enough to take precision at 0.48 to 0.978."""
+templates enough to take precision at 0.48 to 0.978.
+
+That is for one-view templates. Four-view templates (``templates.py``, the default) lie closer within a
+person: at 0.485 they give 0.981 / 0.908 (0.983 / 0.903 at 0.48, 0.981 / 0.914 at 0.49). In a 2-fold check
+by identity, both halves chose 0.49, which gave 0.985 / 0.906 and 0.981 / 0.950 on the other half."""
 RECIPROCAL_NEIGHBOURS = 8
 """k of the k-reciprocal neighbourhoods (k1 of Zhong et al. 2017). This, EXPANSION and DISTANCE_WEIGHT
 were chosen on the same faces from k1 in 6 / 8 / 10, k2 in 1 / 2 / 3 and weight in 0.4 / 0.5 / 0.6."""
@@ -35,11 +39,12 @@ EXPANSION = 2
 """Nearest faces whose neighbourhood weights are averaged (k2, the face itself included)."""
 DISTANCE_WEIGHT = 0.4
 """A linked pair's distance d becomes min(d, 0.4 d + 0.6 jaccard) (lambda of Zhong et al. 2017)."""
-JOIN_THRESHOLD = 0.48
+JOIN_THRESHOLDS = {1: 0.48, 4: 0.49}
 """A new face joins an existing person when its plain mean distance to the person's faces is at most this:
-the rule and threshold measured for plain average linkage (0.985 / 0.788, see GROUP_THRESHOLD). The
-re-ranked rule was measured for grouping whole collections only, and a person's re-ranking bonuses are not
-stored to weigh a joining face against, so joining stays plain."""
+the rule and threshold measured for plain average linkage (one view: 0.985 / 0.788 at 0.48, see
+GROUP_THRESHOLDS; four views: 0.985 / 0.866 at 0.49). The re-ranked rule was measured for grouping whole
+collections only, and a person's re-ranking bonuses are not stored to weigh a joining face against, so
+joining stays plain."""
 NEIGHBOURS = 10
 """Neighbours each face is linked to in the graph taken from the vector index (10 or 30 measured alike);
 at least RECIPROCAL_NEIGHBOURS, whose lists the re-ranking needs whole."""
@@ -105,10 +110,11 @@ class People:
         low_quality = sorted(set(q.face_id for q in qualities) - set(eligible))
         data = self.store.cluster_input(collection_id, eligible, self.engine.cipher(collection_id).open_template)
         graph = self._graph(collection_id, data)
+        views = self.engine.settings.template_views
         if full:
-            assignment, groups = _regroup(data, graph)
+            assignment, groups = _regroup(data, graph, GROUP_THRESHOLDS[views])
         else:
-            assignment, groups = _extend(data, graph)
+            assignment, groups = _extend(data, graph, GROUP_THRESHOLDS[views], JOIN_THRESHOLDS[views])
         changed = {face: person for face, person in assignment.items() if person != _person_of(data, face)}
 
         def event(created: int, dropped: int) -> Event:
@@ -218,11 +224,14 @@ def _person_of(data: ClusterInput, face_id: int) -> int:
     return int(data.person_ids[np.searchsorted(data.face_ids, face_id)])
 
 
-def _extend(data: ClusterInput, graph: Graph) -> tuple[dict[int, int], dict[int, list[int]]]:
+def _extend(
+    data: ClusterInput, graph: Graph, threshold: float, join_threshold: float
+) -> tuple[dict[int, int], dict[int, list[int]]]:
     """New (unassigned) faces join the person of a neighbour when their mean distance to that person's faces
-    is within JOIN_THRESHOLD (the average-linkage rule); the rest are grouped among themselves."""
+    is within ``join_threshold`` (the average-linkage rule); the rest are grouped among themselves, within
+    ``threshold``."""
     sources, targets, distances = graph.edges
-    near = distances <= JOIN_THRESHOLD  # a person with no face this near cannot be within it on average
+    near = distances <= join_threshold  # a person with no face this near cannot be within it on average
     sources, targets, distances = sources[near], targets[near], distances[near]
     new = data.person_ids < 0
     order = np.lexsort((distances, sources))  # by face, nearest neighbour first
@@ -237,17 +246,17 @@ def _extend(data: ClusterInput, graph: Graph) -> tuple[dict[int, int], dict[int,
             if person not in members:
                 members[person] = np.flatnonzero(data.person_ids == person)
             gaps = np.linalg.norm(data.vectors[members[person]] - data.vectors[i], axis=1)
-            if float(gaps.mean()) <= JOIN_THRESHOLD:
+            if float(gaps.mean()) <= join_threshold:
                 assignment[int(data.face_ids[i])] = person
                 break
     remaining = np.array([i for i in np.flatnonzero(new) if int(data.face_ids[i]) not in assignment], np.int64)
-    return assignment, _new_groups(data, graph, remaining)
+    return assignment, _new_groups(data, graph, remaining, threshold)
 
 
-def _regroup(data: ClusterInput, graph: Graph) -> tuple[dict[int, int], dict[int, list[int]]]:
+def _regroup(data: ClusterInput, graph: Graph, threshold: float) -> tuple[dict[int, int], dict[int, list[int]]]:
     """Cluster every face, then map clusters to people: faces placed by hand stay, and pull the rest of
     their cluster with them; other clusters keep the person most of their faces had (ids and names stay)."""
-    labels = _group(data.vectors, graph)
+    labels = _group(data.vectors, graph, threshold)
     assignment: dict[int, int] = {}
     groups: dict[int, list[int]] = {}
     clusters = [np.flatnonzero(labels == label) for label in np.unique(labels)]
@@ -283,7 +292,9 @@ def _nearest_person(data: ClusterInput, i: int, members: npt.NDArray[np.intp], p
     return best
 
 
-def _new_groups(data: ClusterInput, graph: Graph, positions: npt.NDArray[np.int64]) -> dict[int, list[int]]:
+def _new_groups(
+    data: ClusterInput, graph: Graph, positions: npt.NDArray[np.int64], threshold: float
+) -> dict[int, list[int]]:
     """Group the faces at ``positions`` among themselves (edges to other faces are ignored; the re-ranking
     still reads each face's neighbourhood in the whole collection)."""
     if not len(positions):
@@ -293,12 +304,12 @@ def _new_groups(data: ClusterInput, graph: Graph, positions: npt.NDArray[np.int6
     sources, targets, distances = graph.edges
     keep = (local[sources] >= 0) & (local[targets] >= 0)
     sub_graph = Graph((local[sources[keep]], local[targets[keep]], distances[keep]), graph.jaccard[keep])
-    labels = _group(data.vectors[positions], sub_graph)
+    labels = _group(data.vectors[positions], sub_graph, threshold)
     groups: dict[int, list[int]] = {}
     for k, label in enumerate(labels):
         groups.setdefault(int(label), []).append(int(data.face_ids[positions[k]]))
     return groups
 
 
-def _group(vectors: npt.NDArray[np.float32], graph: Graph) -> npt.NDArray[np.int64]:
-    return reranked_average_linkage(vectors, graph.edges, GROUP_THRESHOLD, graph.jaccard, DISTANCE_WEIGHT)
+def _group(vectors: npt.NDArray[np.float32], graph: Graph, threshold: float) -> npt.NDArray[np.int64]:
+    return reranked_average_linkage(vectors, graph.edges, threshold, graph.jaccard, DISTANCE_WEIGHT)
