@@ -124,6 +124,8 @@ def test_collection_list_show_and_stats_as_json(data_dir: Path) -> None:
     assert shown["lawful_basis"] == "legitimate-interests" and shown["retention_days"] == 730
     stats = json.loads(facesearch(data_dir, "stats", "--json").stdout)
     assert stats["collections"][0]["name"] == "news"
+    assert stats["template_views"] == 4
+    assert "templates from 4 view(s)" in facesearch(data_dir, "stats").stdout
 
 
 def test_demo_indexes_the_samples_and_finds_each_probes_person(tmp_path: Path) -> None:

@@ -188,3 +188,4 @@ def test_stats_count_what_is_held(engine: Engine, identity_files: dict[str, list
     (collection,) = stats.collections
     assert collection.images == collection.faces == collection.indexed_vectors == len(identity_files)
     assert stats.data_bytes > 0
+    assert (stats.template_views, stats.template_recipes) == (4, ["dlib-resnet-v1/4-views"])

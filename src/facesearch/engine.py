@@ -594,6 +594,8 @@ class Engine:
             images=images,
             faces=faces,
             data_bytes=data_bytes,
+            template_views=self.settings.template_views,
+            template_recipes=self.catalog.template_recipes(),
         )
 
 

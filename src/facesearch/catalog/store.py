@@ -538,6 +538,11 @@ class Catalog:
                 raise NotFoundError(f"image {image_id} does not exist (erased, purged or never indexed)")
             return row.collection_id, row.source_path, row.content_id
 
+    def template_recipes(self) -> list[str]:
+        """The distinct recipes of the templates held (``templates.template_recipe``)."""
+        with self._sessions() as session:
+            return sorted(session.scalars(select(FaceRow.embedder).distinct()))
+
     def counts(self) -> tuple[int, int]:
         with self._sessions() as session:
             images = session.scalar(select(func.count()).select_from(ImageRow)) or 0

@@ -329,9 +329,11 @@ def stats(state: CliState, as_json: bool) -> None:
     with state.engine() as engine:
         result = engine.stats()
     rows = [(c.name, c.images, c.faces, c.indexed_vectors) for c in result.collections]
+    held = f" (held: {', '.join(result.template_recipes)})" if result.template_recipes else ""
     text = (
         f"data folder {result.data_dir} ({result.data_bytes / 1e6:.1f} MB), catalog {result.catalog_url}\n"
-        f"{result.images} images, {result.faces} faces\n\n" + table(["collection", "images", "faces", "vectors"], rows)
+        f"{result.images} images, {result.faces} faces; templates from {result.template_views} view(s){held}\n\n"
+        + table(["collection", "images", "faces", "vectors"], rows)
     )
     emit(result, as_json, text)
 
