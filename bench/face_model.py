@@ -2,14 +2,17 @@
 
 A person is a centre drawn from the real between-person distribution; each photo of them is the centre
 plus a draw from the real within-person distribution. Both are full-covariance Gaussians fitted to the
-dev set's LFW templates (bench/results/cluster-cache.json, written by bench/cluster_quality.py), so the
-synthetic data has the real spread of same-person and different-person distances *and* the real shape:
-dlib's templates vary along a few dozen directions much more than along the rest, which is what lets an
-inverted-file index find neighbours by probing few cells. (Isotropic noise with the same mean distances
-is far harder for any index, and unlike any face model.)
+dev set's LFW templates (bench/results/cluster-cache-1view.json, written by ``bench/cluster_quality.py
+--template-views 1``), so the synthetic data has the real spread of same-person and different-person
+distances *and* the real shape: dlib's templates vary along a few dozen directions much more than along the
+rest, which is what lets an inverted-file index find neighbours by probing few cells. (Isotropic noise with
+the same mean distances is far harder for any index, and unlike any face model.)
 
 The fitted model is committed (bench/face_model.npz: a mean and two 128x128 covariance factors, no
-template of any person) so that tests and benches run without the dev set.
+template of any person) so that tests and benches run without the dev set. It models dlib's one-view
+templates, on which every search figure in bench/README.md was measured. The default four-view templates
+(``facesearch/templates.py``) put a person's faces about 5 % closer together at the same spread of
+different people; the search figures were not measured again on a model of them.
 
     python -m bench.face_model          # refit from the cache and print real vs synthetic distances
 """
@@ -25,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 MODEL = Path(__file__).with_name("face_model.npz")
-CACHE = Path("bench/results/cluster-cache.json")
+CACHE = Path("bench/results/cluster-cache-1view.json")
 DIMENSION = 128
 FACES_PER_PERSON = 5
 PERSON_SPREAD = 0.18
@@ -130,7 +133,7 @@ def describe(values: Matrix) -> str:
 
 def main() -> int:
     if not CACHE.exists():
-        print(f"{CACHE} is missing: run 'python -m bench.cluster_quality' first", file=sys.stderr)
+        print(f"{CACHE} is missing: run 'python -m bench.cluster_quality --template-views 1' first", file=sys.stderr)
         return 2
     real = real_templates()
     model = FaceModel.fit(real)
