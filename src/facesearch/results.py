@@ -165,8 +165,8 @@ class Stats:
     images: int
     faces: int
     data_bytes: int
-    template_views: int = 1
+    template_views: int
     """Views each new template of this data folder averages, fixed when the folder was made."""
-    template_recipes: list[str] = field(default_factory=list)
+    template_recipes: list[str]
     """How the templates held were made, as stored with each face (one recipe unless faces came from an older
     facesearch)."""
