@@ -38,7 +38,7 @@ from facesearch.people.algorithms import (
     reranked_average_linkage,
 )
 from facesearch.people.service import DISTANCE_WEIGHT, EXPANSION, GRAPH_RADIUS, RECIPROCAL_NEIGHBOURS
-from facesearch.settings import TEMPLATE_VIEWS, Settings
+from facesearch.settings import DEFAULT_TEMPLATE_VIEWS, TEMPLATE_VIEWS, Settings
 
 THRESHOLDS = (0.40, 0.45, 0.47, 0.475, 0.48, 0.485, 0.49, 0.50, 0.52, 0.55, 0.58, 0.60)
 NEIGHBOURS = (10, 30)
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=default_dev_dir())
     parser.add_argument("--all-sources", action="store_true", help="Every identity with 2+ photos, not only LFW.")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--template-views", type=int, default=Settings().template_views, choices=TEMPLATE_VIEWS)
+    parser.add_argument("--template-views", type=int, default=DEFAULT_TEMPLATE_VIEWS, choices=TEMPLATE_VIEWS)
     args = parser.parse_args(argv)
     dev: Path = args.data
     names = identities(dev, args.all_sources)

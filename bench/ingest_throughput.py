@@ -61,7 +61,7 @@ from facesearch.pipeline import (
     upsample_times,
 )
 from facesearch.results import IngestReport
-from facesearch.settings import Settings
+from facesearch.settings import DEFAULT_TEMPLATE_VIEWS, Settings
 from facesearch.vault import generate_master_key
 
 ACTOR = Actor("ingest-throughput-bench")
@@ -262,7 +262,7 @@ def timed_ingest(
             embedder=embedder,
             detection_proposals=proposals,
             threads_per_worker=threads,
-            template_views=template_views or Settings().template_views,
+            template_views=template_views or DEFAULT_TEMPLATE_VIEWS,
         )
         engine = Engine.init(settings)
         try:

@@ -30,7 +30,7 @@ from facesearch.governance import CollectionSpec
 from facesearch.people.algorithms import bcubed
 from facesearch.people.service import People
 from facesearch.records import AnalysedFace, Box, DetectedFace, NewImage
-from facesearch.settings import Settings
+from facesearch.settings import DEFAULT_TEMPLATE_VIEWS, Settings
 from facesearch.vault import generate_master_key
 
 DIMENSION = 128
@@ -44,7 +44,7 @@ ACTOR = Actor("people-scale-bench")
 
 
 def real_distances() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
-    cache = Path(CACHE.format(views=Settings().template_views))  # the default templates' dev-set cache
+    cache = Path(CACHE.format(views=DEFAULT_TEMPLATE_VIEWS))  # the default templates' dev-set cache
     if not cache.exists():
         return None
     import json

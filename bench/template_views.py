@@ -33,15 +33,11 @@ from facesearch.people.service import DISTANCE_WEIGHT, EXPANSION, GRAPH_RADIUS, 
 from facesearch.pipeline import DetectionOptions, detect_faces
 from facesearch.records import RGBImage
 from facesearch.settings import Settings
-from facesearch.templates import shrunk
+from facesearch.templates import mirrored, shrunk
 
 CACHE = Path("bench/results/template-views.npz")
 THRESHOLDS = np.round(np.arange(0.40, 0.55, 0.005), 3)
 Transform = Callable[[RGBImage], RGBImage]
-
-
-def _mirror(chip: RGBImage) -> RGBImage:
-    return np.ascontiguousarray(chip[:, ::-1])
 
 
 def _zoomed_in(chip: RGBImage, scale: float) -> RGBImage:
@@ -58,15 +54,15 @@ def _blurred(chip: RGBImage) -> RGBImage:
 
 VIEWS: dict[str, Transform] = {
     "chip": lambda c: c,
-    "mirror": _mirror,
+    "mirror": mirrored,
     "shrunk 6%": lambda c: shrunk(c, 0.94),
-    "shrunk 6% mirror": lambda c: _mirror(shrunk(c, 0.94)),
+    "shrunk 6% mirror": lambda c: mirrored(shrunk(c, 0.94)),
     "shrunk 12%": lambda c: shrunk(c, 0.88),
-    "shrunk 12% mirror": lambda c: _mirror(shrunk(c, 0.88)),
+    "shrunk 12% mirror": lambda c: mirrored(shrunk(c, 0.88)),
     "zoomed 6%": lambda c: _zoomed_in(c, 1.06),
-    "zoomed 6% mirror": lambda c: _mirror(_zoomed_in(c, 1.06)),
+    "zoomed 6% mirror": lambda c: mirrored(_zoomed_in(c, 1.06)),
     "blurred": _blurred,
-    "blurred mirror": lambda c: _mirror(_blurred(c)),
+    "blurred mirror": lambda c: mirrored(_blurred(c)),
 }
 WIDE = ("dlib padding 0.30", "dlib padding 0.30 mirror")
 """Views cut from the photo rather than made from the chip."""
@@ -97,7 +93,7 @@ def face_views(path: Path, settings: Settings) -> list[RGBImage] | None:
     embedder = models.embedder
     chip = face_chip(image.pixels, face.box, face.landmarks, embedder.chip_size, embedder.chip_padding)
     wide = face_chip(image.pixels, face.box, face.landmarks, embedder.chip_size, 0.30)
-    return [np.ascontiguousarray(view(chip)) for view in VIEWS.values()] + [wide, _mirror(wide)]
+    return [np.ascontiguousarray(view(chip)) for view in VIEWS.values()] + [wide, mirrored(wide)]
 
 
 def embed_views(dev: Path, files: Sequence[str]) -> tuple[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.str_]]:

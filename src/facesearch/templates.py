@@ -46,10 +46,11 @@ def view_chips(
     chip = face_chip(pixels, box, landmarks, embedder.chip_size, embedder.chip_padding)
     if views == 1:
         return [chip]
-    return [view for upright in (chip, shrunk(chip, SHRINK)) for view in (upright, _mirrored(upright))]
+    return [view for upright in (chip, shrunk(chip, SHRINK)) for view in (upright, mirrored(upright))]
 
 
-def _mirrored(chip: RGBImage) -> RGBImage:
+def mirrored(chip: RGBImage) -> RGBImage:
+    """``chip`` flipped left to right (contiguous, as the embedder wants it)."""
     return np.ascontiguousarray(chip[:, ::-1])
 
 
