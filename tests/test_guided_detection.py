@@ -19,6 +19,7 @@ from facesearch.models.dlib_models import DlibHogDetector
 from facesearch.models.yunet import ProposerUnavailableError, YuNetProposer, non_maximum_suppression
 from facesearch.settings import Settings
 
+DEFAULT_SIDE = yunet.DEFAULT_MIN_FACE_SIDE
 FACE_ROWS = [row for row in fixture_manifest() if row["expected_faces"] and not row["file"].startswith("corrupt")]
 
 
@@ -30,7 +31,7 @@ def proposer() -> YuNetProposer:
 @pytest.mark.parametrize("row", FACE_ROWS, ids=[row["file"] for row in FACE_ROWS])
 def test_proposals_cover_every_fixture_face(row: dict[str, str], proposer: YuNetProposer) -> None:
     pixels = load_image_file(FIXTURES / row["file"])
-    proposals = proposer.propose(pixels, PROPOSAL_THRESHOLD)
+    proposals = proposer.propose(pixels, PROPOSAL_THRESHOLD, DEFAULT_SIDE)
     assert len(proposals) >= int(row["expected_faces"])
     height, width = pixels.shape[:2]
     for box, score in proposals:
@@ -42,7 +43,7 @@ def test_no_proposal_survives_hog_on_photos_without_faces(proposer: YuNetPropose
     detector = DlibHogDetector()
     for path in sorted((FIXTURES / "noface").iterdir()):
         pixels = load_image_file(path)
-        assert detect_guided(pixels, proposer.propose(pixels, PROPOSAL_THRESHOLD), detector, 0.0) == []
+        assert detect_guided(pixels, proposer.propose(pixels, PROPOSAL_THRESHOLD, DEFAULT_SIDE), detector, 0.0) == []
 
 
 @pytest.mark.parametrize("name", ["multi/three_people.jpg", "multi/two_people.jpg", "identities/obama__1.jpg"])
@@ -71,6 +72,31 @@ def test_a_small_face_in_a_large_photo_is_found_only_with_proposals() -> None:
     assert FaceAnalyser(Settings(detection_proposals=False)).detect(photo).faces == []
     (found,) = FaceAnalyser(Settings()).detect(photo).faces
     assert found.box.left >= 1200 and found.box.right <= 1270 and found.box.top >= 300
+
+
+@pytest.mark.parametrize(
+    ("face_side", "min_face_side", "proposed"),
+    [(20, DEFAULT_SIDE, True), (12, DEFAULT_SIDE, False), (40, 40, True), (20, 40, False)],
+)
+def test_proposals_find_faces_from_the_smallest_side_asked_for(
+    face_side: int, min_face_side: int, proposed: bool, proposer: YuNetProposer
+) -> None:
+    """A face of ``face_side`` px in a 700x500 photo is proposed where it is, in the photo's own pixels, when it is
+    at least ``min_face_side`` (by default 20 px, YuNet's reliable minimum at full size; at 40, YuNet looks at the
+    photo at half size)."""
+    with Image.open(FIXTURES / "identities" / "obama__1.jpg") as source:
+        face = source.convert("RGB")
+    (whole_face,) = FaceAnalyser(Settings(detection_proposals=False)).detect(_jpeg(face)).faces
+    box = whole_face.box
+    crop = face.crop((box.left - box.width // 2, box.top - box.width // 2, box.right + box.width // 2, box.bottom))
+    small = crop.resize((2 * face_side, 2 * face_side * crop.height // crop.width))
+    canvas = Image.new("RGB", (700, 500), (90, 110, 100))
+    canvas.paste(small, (400, 200))
+    proposals = proposer.propose(np.asarray(canvas), PROPOSAL_THRESHOLD, min_face_side)
+    near = [b for b, _ in proposals if 400 <= (b.left + b.right) / 2 <= 400 + small.width and b.top >= 190]
+    assert bool(near) == proposed, proposals
+    for found in near:
+        assert abs(found.width - face_side) <= face_side / 2
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -104,7 +130,7 @@ def test_an_altered_model_file_is_refused(tmp_path: Path) -> None:
 
 def test_the_freed_graph_is_cached_and_rebuilt_when_altered(tmp_path: Path, proposer: YuNetProposer) -> None:
     pixels = np.asarray(Image.open(FIXTURES / "identities" / "obama__1.jpg").convert("RGB"))
-    expected = proposer.propose(pixels, PROPOSAL_THRESHOLD)
+    expected = proposer.propose(pixels, PROPOSAL_THRESHOLD, DEFAULT_SIDE)
     YuNetProposer(cache_dir=tmp_path)
     (cached,) = tmp_path.glob("yunet-*.onnx")
     assert is_intact(cached)

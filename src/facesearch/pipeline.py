@@ -9,6 +9,7 @@ import numpy as np
 from facesearch.alignment import clip_box, rotate_quarters, scale_box, unrotate_box, unrotate_point
 from facesearch.guided import PROPOSAL_THRESHOLD, detect_guided
 from facesearch.models.registry import ModelSet
+from facesearch.models.yunet import DEFAULT_MIN_FACE_SIDE
 from facesearch.records import AnalysedFace, Box, DetectedFace, LoadedImage, Point, RGBImage
 from facesearch.settings import DEFAULT_TEMPLATE_VIEWS, Settings
 from facesearch.templates import face_templates, view_chips
@@ -49,6 +50,7 @@ class DetectionOptions:
     proposals: bool = True
     template_views: int = DEFAULT_TEMPLATE_VIEWS
     """Views averaged into each template (``templates.py``); the data folder's, never mixed within one."""
+    min_face_side: int = DEFAULT_MIN_FACE_SIDE
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DetectionOptions:
@@ -59,6 +61,7 @@ class DetectionOptions:
             settings.try_rotations,
             settings.detection_proposals,
             settings.template_views,
+            settings.min_face_side,
         )
 
 
@@ -174,7 +177,7 @@ def _guided(pixels: RGBImage, models: ModelSet, options: DetectionOptions) -> li
     proposer = models.proposer if options.proposals else None
     if proposer is None:
         return []
-    proposals = proposer.propose(pixels, PROPOSAL_THRESHOLD)
+    proposals = proposer.propose(pixels, PROPOSAL_THRESHOLD, options.min_face_side)
     return detect_guided(pixels, proposals, models.detector, options.threshold) if proposals else []
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from facesearch.errors import InvalidValueError
 from facesearch.models.registry import EmbedderChoice
+from facesearch.models.yunet import DEFAULT_MIN_FACE_SIDE
 
 TEMPLATE_VIEWS = (1, 4)
 """How many views of a face its template may average (``templates.py``)."""
@@ -61,6 +62,10 @@ class Settings:
     """Let YuNet propose where faces are and run HOG only there, at the scale each needs (about 4x less
     detection time on the dev images, and small faces in large photos are found); HOG still scans the whole
     photo when no proposal is confirmed. Off: HOG scans every photo whole."""
+    min_face_side: int = DEFAULT_MIN_FACE_SIDE
+    """Smallest face, in pixels of the photo as analysed, that YuNet's proposals look for. YuNet looks at photos
+    scaled so that such a face is 20 px, its reliable minimum (never enlarged): 20 (the default) or less, full
+    size; 40, half size, about half of YuNet's time, and faces under 40 px are not proposed."""
     try_rotations: bool = True
     """When no upright face is found, also try the image padded (tight crops) and turned 90, 270 and 180
     degrees, for photos whose pixels are rotated without an EXIF tag. Costs up to four more detections
@@ -121,6 +126,7 @@ class Settings:
             "max_upload_files",
             "purge_interval_minutes",
             "index_nprobe",
+            "min_face_side",
         )
         for name in positive:
             if getattr(self, name) <= 0:

@@ -22,8 +22,9 @@ class FaceDetector(Protocol):
 class FaceProposer(Protocol):
     name: str
 
-    def propose(self, pixels: RGBImage, threshold: float) -> list[tuple[Box, float]]:
-        """Regions (in ``pixels`` coordinates) likely to hold a face, scoring at least ``threshold``, best first."""
+    def propose(self, pixels: RGBImage, threshold: float, min_face_side: int) -> list[tuple[Box, float]]:
+        """Regions (in ``pixels`` coordinates) likely to hold a face of ``min_face_side`` pixels or more, scoring
+        at least ``threshold``, best first."""
         ...
 
 
