@@ -249,11 +249,10 @@ def timed_ingest(
     proposals: bool = True,
     threads: int = 0,
     progress: Progress | None = None,
-    template_views: int | None = None,
+    template_views: int = DEFAULT_TEMPLATE_VIEWS,
 ) -> tuple[IngestReport, float]:
     """``Engine.ingest`` of ``paths`` into a fresh data folder: its report and the seconds of the ingest call
-    alone (not the folder's set-up); ``progress`` is told of each file as the CLI's bar is; ``template_views``
-    None means the default."""
+    alone (not the folder's set-up); ``progress`` is told of each file as the CLI's bar is."""
     with tempfile.TemporaryDirectory(prefix="facesearch-bench-") as tmp:
         settings = Settings(
             data_dir=Path(tmp) / "data",
@@ -262,7 +261,7 @@ def timed_ingest(
             embedder=embedder,
             detection_proposals=proposals,
             threads_per_worker=threads,
-            template_views=template_views or DEFAULT_TEMPLATE_VIEWS,
+            template_views=template_views,
         )
         engine = Engine.init(settings)
         try:

@@ -79,7 +79,7 @@ from bench.verify_accuracy import (
     sample_pairs,
 )
 from facesearch.models.registry import shared_models
-from facesearch.settings import DEFAULT_MATCH_THRESHOLD
+from facesearch.settings import DEFAULT_MATCH_THRESHOLD, DEFAULT_TEMPLATE_VIEWS
 from facesearch.vault import generate_master_key
 
 CORES = 2
@@ -95,8 +95,12 @@ FS_ONE_VIEW = "facesearch-one-view"
 CLI = "face_recognition-cli"
 CLI_STARTUP = "face_recognition-startup"
 CONFIGS = (FS_AUTO, FS_ONE_VIEW, FS_WHOLE, CLI, CLI_STARTUP)
-FS_CONFIGS = {FS_AUTO: (True, None), FS_ONE_VIEW: (True, 1), FS_WHOLE: (False, None)}
-"""facesearch's runs: (YuNet proposals, template views; None means the default)."""
+FS_CONFIGS = {
+    FS_AUTO: (True, DEFAULT_TEMPLATE_VIEWS),
+    FS_ONE_VIEW: (True, 1),
+    FS_WHOLE: (False, DEFAULT_TEMPLATE_VIEWS),
+}
+"""facesearch's runs: (YuNet proposals, template views)."""
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "peer_ingest.md"
 
 
