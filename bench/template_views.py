@@ -30,7 +30,7 @@ from facesearch.imaging import decode_image, read_image_file
 from facesearch.models.registry import shared_models
 from facesearch.people.algorithms import bcubed, reciprocal_jaccard, reranked_average_linkage
 from facesearch.people.service import DISTANCE_WEIGHT, EXPANSION, GRAPH_RADIUS, NEIGHBOURS, RECIPROCAL_NEIGHBOURS
-from facesearch.pipeline import DetectionOptions, detect_faces
+from facesearch.pipeline import AnalysisOptions, detect_faces
 from facesearch.records import RGBImage
 from facesearch.settings import Settings
 from facesearch.templates import mirrored, shrunk
@@ -86,7 +86,7 @@ def face_views(path: Path, settings: Settings) -> list[RGBImage] | None:
         image = decode_image(data, name=str(path), max_pixels=settings.max_image_pixels, max_side=None)
     except FacesearchError:
         return None
-    faces = detect_faces(image, models, DetectionOptions.from_settings(settings))
+    faces = detect_faces(image, models, AnalysisOptions.from_settings(settings))
     if not faces:
         return None
     face = max(faces, key=lambda f: f.box.area)

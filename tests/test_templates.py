@@ -15,7 +15,7 @@ from facesearch.engine import TEMPLATE_VIEWS_KEY, Engine
 from facesearch.errors import InvalidValueError
 from facesearch.imaging import decode_image
 from facesearch.models.registry import shared_models
-from facesearch.pipeline import DetectionOptions, detect_faces
+from facesearch.pipeline import AnalysisOptions, detect_faces
 from facesearch.settings import Settings
 from facesearch.templates import SHRINK, VIEW_SCALE, face_templates, shrunk, template_recipe, view_chips
 
@@ -33,7 +33,7 @@ def test_views_are_dlibs_chip_its_mirror_and_the_chip_shrunk() -> None:
     models = shared_models()
     settings = Settings()
     image = decode_image(FACE.read_bytes(), name=FACE.name, max_pixels=settings.max_image_pixels)
-    face = detect_faces(image, models, DetectionOptions.from_settings(settings))[0]
+    face = detect_faces(image, models, AnalysisOptions.from_settings(settings))[0]
     one, four = (view_chips(image.pixels, face.box, face.landmarks, models.embedder, views) for views in (1, 4))
     assert (len(one), len(four)) == (1, 4)
     np.testing.assert_array_equal(four[0], one[0])

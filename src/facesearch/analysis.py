@@ -8,7 +8,7 @@ from facesearch.distance import face_distance, is_match
 from facesearch.errors import InvalidValueError, NoFaceError
 from facesearch.imaging import decode_image, read_image_file
 from facesearch.models.registry import ModelSet, configured_models
-from facesearch.pipeline import DetectionOptions, analyse_image, detect_faces
+from facesearch.pipeline import AnalysisOptions, analyse_image, detect_faces
 from facesearch.records import AnalysedFace, LoadedImage
 from facesearch.results import DetectionResult, FaceInfo, Verification
 from facesearch.settings import Settings
@@ -21,7 +21,7 @@ class FaceAnalyser:
     def __init__(self, settings: Settings, models: ModelSet | None = None) -> None:
         self.settings = settings
         self.models = models or configured_models(settings.embedder_choice())
-        self._detection = DetectionOptions.from_settings(settings)
+        self._options = AnalysisOptions.from_settings(settings)
 
     def load(self, image: ImageSource, name: str | None = None) -> LoadedImage:
         data = read_image_file(image, self.settings.max_file_bytes) if isinstance(image, Path) else image
@@ -34,11 +34,11 @@ class FaceAnalyser:
 
     def analyse(self, image: ImageSource, name: str | None = None) -> tuple[LoadedImage, list[AnalysedFace]]:
         loaded = self.load(image, name)
-        return loaded, analyse_image(loaded, self.models, self._detection)
+        return loaded, analyse_image(loaded, self.models, self._options)
 
     def detect(self, image: ImageSource, name: str | None = None) -> DetectionResult:
         loaded = self.load(image, name)
-        faces = detect_faces(loaded, self.models, self._detection)
+        faces = detect_faces(loaded, self.models, self._options)
         return DetectionResult(
             image=name or _name(image),
             width=loaded.width,

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from facesearch.distance import face_distance, is_match
 from facesearch.imaging import load_image
 from facesearch.models.registry import ModelSet, configured_models
-from facesearch.pipeline import DetectionOptions, analyse_image
+from facesearch.pipeline import AnalysisOptions, analyse_image
 from facesearch.pipeline import detect_faces as _detect
 from facesearch.records import AnalysedFace, DetectedFace, Embedding, LoadedImage, RGBImage
 from facesearch.settings import Settings
@@ -37,13 +37,13 @@ def detect_faces(image: ImageInput, settings: Settings | None = None) -> list[De
     HOG (the default detector) is fast on CPUs and finds frontal faces from about 40 px across.
     """
     settings = settings or Settings()
-    return _detect(_loaded(image, settings), _models(settings), DetectionOptions.from_settings(settings))
+    return _detect(_loaded(image, settings), _models(settings), AnalysisOptions.from_settings(settings))
 
 
 def embed_faces(image: ImageInput, settings: Settings | None = None) -> list[AnalysedFace]:
     """Every face in ``image`` with its 128-d template (``.embedding``)."""
     settings = settings or Settings()
-    return analyse_image(_loaded(image, settings), _models(settings), DetectionOptions.from_settings(settings))
+    return analyse_image(_loaded(image, settings), _models(settings), AnalysisOptions.from_settings(settings))
 
 
 def verify_faces(a: Embedding | npt.ArrayLike, b: Embedding | npt.ArrayLike, threshold: float | None = None) -> bool:

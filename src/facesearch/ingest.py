@@ -22,7 +22,7 @@ from facesearch.errors import FacesearchError
 from facesearch.imaging import decode_image, read_image_file
 from facesearch.lean_spawn import LeanSpawnContext
 from facesearch.models.registry import EmbedderChoice, configured_models
-from facesearch.pipeline import DetectionOptions, analyse_image
+from facesearch.pipeline import AnalysisOptions, analyse_image
 from facesearch.records import NewImage
 from facesearch.settings import Settings
 from facesearch.templates import template_recipe
@@ -36,7 +36,7 @@ class FileTask:
     max_bytes: int
     max_pixels: int
     max_side: int
-    detection: DetectionOptions
+    analysis: AnalysisOptions
     embedder: EmbedderChoice
 
 
@@ -56,7 +56,7 @@ def task_for(path: Path, settings: Settings, workers: int = 1) -> FileTask:
         max_bytes=settings.max_file_bytes,
         max_pixels=settings.max_image_pixels,
         max_side=settings.detect_max_side,
-        detection=DetectionOptions.from_settings(settings),
+        analysis=AnalysisOptions.from_settings(settings),
         embedder=settings.embedder_choice(threads),
     )
 
@@ -67,7 +67,7 @@ def analyse_file(task: FileTask) -> FileOutcome:
         data = read_image_file(task.path, task.max_bytes)
         loaded = decode_image(data, name=str(task.path), max_pixels=task.max_pixels, max_side=task.max_side)
         models = configured_models(task.embedder)
-        faces = analyse_image(loaded, models, task.detection)
+        faces = analyse_image(loaded, models, task.analysis)
     except FacesearchError as problem:
         return FileOutcome(task.path, None, problem.message)
     except Exception as exc:  # one bad file must not stop the others; the reason is reported
@@ -80,7 +80,7 @@ def analyse_file(task: FileTask) -> FileOutcome:
         format=loaded.format,
         byte_size=loaded.byte_size,
         faces=faces,
-        embedder=template_recipe(models.embedder.name, task.detection.template_views),
+        embedder=template_recipe(models.embedder.name, task.analysis.template_views),
     )
     return FileOutcome(task.path, image, None)
 

@@ -42,7 +42,9 @@ set's 10 photos without faces."""
 
 
 @dataclass(frozen=True)
-class DetectionOptions:
+class AnalysisOptions:
+    """How an image is analysed, from the settings: where faces are looked for and how their templates are made."""
+
     upsample_max_pixels: int
     upsample_target_side: int
     threshold: float
@@ -54,7 +56,7 @@ class DetectionOptions:
     """Smallest face YuNet's proposals look for, in pixels of the photo as analysed."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DetectionOptions:
+    def from_settings(cls, settings: Settings) -> AnalysisOptions:
         return cls(
             settings.upsample_max_pixels,
             settings.upsample_target_side,
@@ -93,12 +95,12 @@ class _Found:
     faces: list[tuple[Box, float, tuple[Point, ...]]]
 
 
-def detect_faces(image: LoadedImage, models: ModelSet, options: DetectionOptions) -> list[DetectedFace]:
+def detect_faces(image: LoadedImage, models: ModelSet, options: AnalysisOptions) -> list[DetectedFace]:
     found = _find(image.pixels, models, options)
     return [] if found is None else _to_original(found, image)
 
 
-def analyse_image(image: LoadedImage, models: ModelSet, options: DetectionOptions) -> list[AnalysedFace]:
+def analyse_image(image: LoadedImage, models: ModelSet, options: AnalysisOptions) -> list[AnalysedFace]:
     """Every face in ``image`` with its template, largest-score first."""
     found = _find(image.pixels, models, options)
     if found is None:
@@ -117,7 +119,7 @@ def sharpness(chip: RGBImage) -> float:
     return round(float(laplacian.var()), 2)
 
 
-def _find(pixels: RGBImage, models: ModelSet, options: DetectionOptions) -> _Found | None:
+def _find(pixels: RGBImage, models: ModelSet, options: AnalysisOptions) -> _Found | None:
     """The faces of the best orientation: upright unless a turned copy finds a clearly better face."""
     best = _attempt(pixels, _UPRIGHT, models, options)
     if not options.try_rotations or (best is not None and _top_score(best) >= CONFIDENT_SCORE):
@@ -133,7 +135,7 @@ def _find(pixels: RGBImage, models: ModelSet, options: DetectionOptions) -> _Fou
     return best
 
 
-def _attempt(pixels: RGBImage, attempt: _Attempt, models: ModelSet, options: DetectionOptions) -> _Found | None:
+def _attempt(pixels: RGBImage, attempt: _Attempt, models: ModelSet, options: AnalysisOptions) -> _Found | None:
     work = rotate_quarters(pixels, attempt.quarters)
     pad = 0
     if attempt.padded:
@@ -174,7 +176,7 @@ def upsample_times(height: int, width: int, max_pixels: int, target_side: int, f
     return times
 
 
-def _guided(pixels: RGBImage, models: ModelSet, options: DetectionOptions) -> list[tuple[Box, float]]:
+def _guided(pixels: RGBImage, models: ModelSet, options: AnalysisOptions) -> list[tuple[Box, float]]:
     proposer = models.proposer if options.proposals else None
     if proposer is None:
         return []
