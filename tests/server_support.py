@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from facesearch.audit import Actor
 from facesearch.engine import Engine
@@ -130,9 +130,9 @@ def _wait_until_ready(base: str, process: subprocess.Popen[str]) -> None:
             output = process.stdout.read() if process.stdout else ""
             raise RuntimeError(f"facesearch serve exited with {process.returncode}:\n{output}")
         try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+            if httpx2.get(f"{base}/ready", timeout=2).status_code == 200:
                 return
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             pass
         time.sleep(0.3)
     raise RuntimeError(f"facesearch serve did not become ready within {STARTUP_SECONDS} s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from compreface import CompreFace  # type: ignore[import-untyped]
 
@@ -31,7 +31,7 @@ def server(gallery: Gallery) -> Iterator[tuple[str, CompreFace]]:
 
 def enrol(base: str, gallery: Gallery, name: str) -> dict[str, Any]:
     """Enrolment with the consent record CompreFace's API has no field for (the SDK cannot send it)."""
-    response = httpx.post(
+    response = httpx2.post(
         f"{base}/api/v1/recognition/subjects",
         json={"subject": name, **CONSENT},
         headers={"x-api-key": gallery.keys["ingest"]},
@@ -80,7 +80,7 @@ def test_recognition_detection_and_verification_through_the_sdk(
     assert verdict["result"][0]["face_matches"][0]["similarity"] >= 0.5
     assert verification.verify(OBAMA[2], PENNY[0])["result"][0]["face_matches"][0]["similarity"] < 0.5
 
-    audit = httpx.get(f"{base}/v1/audit?action=search", headers={"x-api-key": gallery.keys["auditor"]}).json()
+    audit = httpx2.get(f"{base}/v1/audit?action=search", headers={"x-api-key": gallery.keys["auditor"]}).json()
     assert all(entry["purpose"].startswith("Newsroom fact checks") for entry in audit["items"])
     assert len(audit["items"]) == 2  # one per recognize call
 
@@ -96,7 +96,7 @@ def test_deleting_through_the_sdk_erases_with_receipts(server: tuple[str, Compre
     assert faces.delete_all("daryl") == {"deleted": 1}
     assert enrolment.get_subjects().delete("daryl") == {"subject": "daryl"}
     assert "daryl" not in enrolment.get_subjects().list()["subjects"]
-    erasures = httpx.get(f"{base}/v1/audit?action=erasure", headers={"x-api-key": gallery.keys["auditor"]}).json()
+    erasures = httpx2.get(f"{base}/v1/audit?action=erasure", headers={"x-api-key": gallery.keys["auditor"]}).json()
     assert [e["details"]["faces_removed"] for e in erasures["items"]][-2:] == [1, 1]
     wrong_role = compreface.init_face_recognition(gallery.keys["auditor"]).recognize(OBAMA[2])
     assert wrong_role["error"] == "forbidden_role"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from browser_support import TIMEOUT_MS, require_chromium
@@ -54,19 +54,19 @@ def base_url(gallery: Gallery) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def client(base_url: str, gallery: Gallery) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, headers={"X-API-Key": gallery.keys["search"]}, timeout=30) as opened:
+def client(base_url: str, gallery: Gallery) -> Iterator[httpx2.Client]:
+    with httpx2.Client(base_url=base_url, headers={"X-API-Key": gallery.keys["search"]}, timeout=30) as opened:
         yield opened
 
 
-def people(client: httpx.Client, hidden: bool = False) -> dict[str, Any]:
+def people(client: httpx2.Client, hidden: bool = False) -> dict[str, Any]:
     response = client.get(f"/v1/collections/{COLLECTION}/people", params={"hidden": str(hidden).lower()})
     response.raise_for_status()
     answer: dict[str, Any] = response.json()
     return answer
 
 
-def person(client: httpx.Client, person_id: int) -> dict[str, Any]:
+def person(client: httpx2.Client, person_id: int) -> dict[str, Any]:
     response = client.get(f"/v1/people/{person_id}")
     response.raise_for_status()
     answer: dict[str, Any] = response.json()
@@ -98,7 +98,7 @@ def open_people(page: Page) -> None:
     page.get_by_label("Collection").select_option(COLLECTION)
 
 
-def assert_grid_matches(page: Page, client: httpx.Client) -> list[dict[str, Any]]:
+def assert_grid_matches(page: Page, client: httpx2.Client) -> list[dict[str, Any]]:
     """The cards are the API's people, in its order (largest first), with their face counts."""
     items: list[dict[str, Any]] = people(client)["items"]
     cards = page.locator("#people .person")
@@ -117,7 +117,7 @@ def assert_no_sideways_scroll(page: Page, what: str) -> None:
 
 
 def test_people_name_merge_split_hide(
-    page: Page, base_url: str, gallery: Gallery, client: httpx.Client, screenshots: Path
+    page: Page, base_url: str, gallery: Gallery, client: httpx2.Client, screenshots: Path
 ) -> None:
     sign_in(page, base_url, gallery.keys["search"])
     expect(page.locator("nav")).to_contain_text("People")
