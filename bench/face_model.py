@@ -8,19 +8,23 @@ distances *and* the real shape: dlib's templates vary along a few dozen directio
 rest, which is what lets an inverted-file index find neighbours by probing few cells. (Isotropic noise with
 the same mean distances is far harder for any index, and unlike any face model.)
 
-The fitted model is committed (bench/face_model.npz: a mean and two 128x128 covariance factors, no
-template of any person) so that tests and benches run without the dev set. It models dlib's one-view
-templates, on which every search figure in bench/README.md was measured. The default four-view templates
-(``facesearch/templates.py``) put a person's faces about 5 % closer together at the same spread of
-different people; the search figures were not measured again on a model of them.
+The fitted models are committed (a mean and two 128x128 covariance factors each, no template of any person)
+so that tests and benches run without the dev set: bench/face_model.npz models dlib's one-view templates (the
+tests use it, and every search figure in bench/README.md before 2026-11-26's last section was measured on
+it); bench/face_model-4view.npz models the default four-view templates (``facesearch/templates.py``), fitted
+on bench/results/cluster-cache-4view.json (``bench/cluster_quality.py --template-views 4``): a person's faces
+lie about 5 % closer together there, at the same spread of different people.
 
-    python -m bench.face_model          # refit from the cache and print real vs synthetic distances
+    python -m bench.face_model                      # refit the one-view model; real vs synthetic distances
+    python -m bench.face_model --template-views 4   # the four-view model
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 MODEL = Path(__file__).with_name("face_model.npz")
-CACHE = Path("bench/results/cluster-cache-1view.json")
+MODELS = {1: MODEL, 4: Path(__file__).with_name("face_model-4view.npz")}
+"""The fitted model of each template recipe, by the number of views averaged into a template."""
+CACHES = {views: Path(f"bench/results/cluster-cache-{views}view.json") for views in MODELS}
 DIMENSION = 128
 FACES_PER_PERSON = 5
 PERSON_SPREAD = 0.18
@@ -107,7 +113,7 @@ def _nearest_psd(matrix: Matrix) -> Matrix:
     return fixed
 
 
-def real_templates(cache: Path = CACHE) -> list[Matrix]:
+def real_templates(cache: Path) -> list[Matrix]:
     images = json.loads(cache.read_text())["images"]
     by_person: dict[str, list[list[float]]] = {}
     for key, item in images.items():
@@ -131,16 +137,23 @@ def describe(values: Matrix) -> str:
     return " ".join(f"{v:.3f}" for v in q)
 
 
-def main() -> int:
-    if not CACHE.exists():
-        print(f"{CACHE} is missing: run 'python -m bench.cluster_quality --template-views 1' first", file=sys.stderr)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--template-views", type=int, choices=sorted(MODELS), default=1, help="the recipe modelled")
+    views = parser.parse_args(argv).template_views
+    cache, path = CACHES[views], MODELS[views]
+    if not cache.exists():
+        print(
+            f"{cache} is missing: run 'python -m bench.cluster_quality --template-views {views}' first",
+            file=sys.stderr,
+        )
         return 2
-    real = real_templates()
+    real = real_templates(cache)
     model = FaceModel.fit(real)
-    model.save()
+    model.save(path)
     vectors, labels = model.faces(5000, per_person=5)
     synthetic = [vectors[labels == p] for p in range(1000)]
-    print(f"fitted on {sum(len(v) for v in real)} templates of {len(real)} people; saved {MODEL}")
+    print(f"fitted on {sum(len(v) for v in real)} templates of {len(real)} people; saved {path}")
     print("distance quantiles (5%, 25%, 50%, 75%, 95%)")
     for name, group in (("real", real), ("synthetic", synthetic)):
         same, different = distances(group)

@@ -4,6 +4,8 @@
     python -m bench.search_scale                                # 100k and 1M faces
     python -m bench.search_scale --sizes 100000 1000000 10000000 --nprobe 16 64 256
     python -m bench.search_scale --sizes 1000000 --hnsw-ef 64 128 256   # also faiss HNSW, for comparison
+    python -m bench.search_scale --template-views 1             # faces like one-view templates (figures before
+                                                                # 2026-11-26's last bench/README section)
 
 For each size it measures what a face search needs, side by side in one run:
 - range recall: of the gallery faces within the match threshold (0.6) of a probe, found by exact search,
@@ -31,9 +33,10 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from bench.face_model import FaceModel
+from bench.face_model import MODELS, FaceModel
 from facesearch.index.flat import FlatIndex
 from facesearch.index.ivf import IvfIndex
+from facesearch.settings import DEFAULT_TEMPLATE_VIEWS
 
 THRESHOLD = 0.6
 K = 10
@@ -263,9 +266,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--nprobe", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--queries", type=int, default=300, help="probes, each timed alone and scored")
     parser.add_argument("--hnsw-ef", type=int, nargs="*", default=[], help="also faiss HNSW at these ef")
+    parser.add_argument(
+        "--template-views",
+        type=int,
+        choices=sorted(MODELS),
+        default=DEFAULT_TEMPLATE_VIEWS,
+        help=f"the templates the synthetic faces model (default {DEFAULT_TEMPLATE_VIEWS}, facesearch's default)",
+    )
     args = parser.parse_args(argv)
-    model = FaceModel.load()
-    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads")
+    path = MODELS[args.template_views]
+    model = FaceModel.load(path)
+    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, faces modelled on {path.name}")
     rows = [row for size in args.sizes for row in run_size(size, model, args.nprobe, args.queries, args.hnsw_ef)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     table = markdown(rows)
