@@ -396,7 +396,7 @@ def summarise(runs: Sequence[Run]) -> dict[str, Row]:
 
 def steady_speedups(runs: Sequence[Run], suffix: str) -> list[float]:
     """Per repeat, 2 workers' steady pace over 1 worker's (``suffix``: "" or "-1core"): how the workers scale
-    once started, without their start (0.7-0.9 s here, paid once per ingest) or the 1-worker run's models,
+    once started, without their start (0.6-0.9 s here, paid once per ingest) or the 1-worker run's models,
     which the warm-up has already loaded in this process."""
     pace: dict[tuple[int, int], float] = {}
     for run in runs:
