@@ -20,8 +20,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.ingest_throughput import TimedProgress, default_dev_dir, select_images, timed_ingest
-from facesearch.models.registry import shared_models
+from bench.ingest_throughput import TimedProgress, default_dev_dir, select_images, timed_ingest, warm_up
 from facesearch.vault import generate_master_key
 
 
@@ -34,12 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="the dev set (default: ../shared/faces/dev)")
     args = parser.parse_args(argv)
     paths, _ = select_images(args.data or default_dev_dir(), args.images)
-    for path in paths:
-        path.read_bytes()  # into the page cache before any timing
-    models = shared_models()
-    _ = (models.detector, models.landmarks, models.proposer, models.embedder)
     key = generate_master_key()
-    timed_ingest(paths[:2], 1, key, threads=args.threads_per_worker)
+    warm_up(paths, key, args.threads_per_worker)
     print(
         "| repeat | workers | first result | 10th result | last result | after the last result | whole ingest "
         "| steady results/s |"

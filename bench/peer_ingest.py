@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 
 import facesearch
-from bench.ingest_throughput import LFW_SOURCE, default_dev_dir, select_images, timed_ingest
+from bench.ingest_throughput import LFW_SOURCE, default_dev_dir, read_into_cache, select_images, timed_ingest
 from bench.verify_accuracy import (
     DEFAULT_PROTOCOL,
     ImageResult,
@@ -311,8 +311,7 @@ def run_config(config: str, paths: Sequence[Path], folders: CliFolders, key: str
 
 def warm_up(paths: Sequence[Path], folders: CliFolders, key: str) -> None:
     """Files into the page cache, the ONNX graph converted and cached, both programs run once, untimed."""
-    for path in paths:
-        path.read_bytes()
+    read_into_cache(paths)
     for config in FS_CONFIGS:
         ingest_once(paths[:2], config, key, -1)
     cli_once(folders, True, -1)
