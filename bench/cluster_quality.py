@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.verify_accuracy import default_dev_dir, embed_images, load_cache, load_models, save_cache
+from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, TEMPLATE_VIEWS, Settings
 from facesearch.people.algorithms import (
     Edges,
     average_linkage,
@@ -38,7 +39,6 @@ from facesearch.people.algorithms import (
     reranked_average_linkage,
 )
 from facesearch.people.service import DISTANCE_WEIGHT, EXPANSION, GRAPH_RADIUS, RECIPROCAL_NEIGHBOURS
-from facesearch.settings import DEFAULT_TEMPLATE_VIEWS, TEMPLATE_VIEWS, Settings
 
 THRESHOLDS = (0.40, 0.45, 0.47, 0.475, 0.48, 0.485, 0.49, 0.50, 0.52, 0.55, 0.58, 0.60)
 NEIGHBOURS = (10, 30)

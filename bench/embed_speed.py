@@ -32,10 +32,10 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from facesearch.alignment import face_chip
-from facesearch.models.dlib_models import DlibFivePointLandmarks, DlibHogDetector, DlibResNetEmbedder
-from facesearch.models.onnx_resnet import OnnxResNetEmbedder, cpu_count
-from facesearch.records import RGBImage
+from facesearch.core.records import RGBImage
+from facesearch.vision.alignment import face_chip
+from facesearch.vision.models.dlib_models import DlibFivePointLandmarks, DlibHogDetector, DlibResNetEmbedder
+from facesearch.vision.models.onnx_resnet import OnnxResNetEmbedder, cpu_count
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_FACES = REPO / "tests" / "fixtures" / "identities"

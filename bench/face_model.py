@@ -11,7 +11,7 @@ the same mean distances is far harder for any index, and unlike any face model.)
 The fitted models are committed (a mean and two 128x128 covariance factors each, no template of any person)
 so that tests and benches run without the dev set: bench/face_model.npz models dlib's one-view templates (the
 tests use it, and every search figure in bench/README.md before 2026-11-26's last section was measured on
-it); bench/face_model-4view.npz models the default four-view templates (``facesearch/templates.py``), fitted
+it); bench/face_model-4view.npz models the default four-view templates (``facesearch/vision/templates.py``), fitted
 on bench/results/cluster-cache-4view.json (``bench/cluster_quality.py --template-views 4``): a person's faces
 lie about 5 % closer together there, at the same spread of different people.
 

@@ -46,12 +46,15 @@ import numpy.typing as npt
 from PIL import Image
 
 import facesearch
-from facesearch.audit import Actor
-from facesearch.engine import Engine
-from facesearch.governance import CollectionSpec
-from facesearch.ingest import Progress
-from facesearch.models.registry import shared_models
-from facesearch.pipeline import (
+from facesearch.core.results import IngestReport
+from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, Settings
+from facesearch.engine.engine import Engine
+from facesearch.engine.ingest import Progress
+from facesearch.safeguards.audit import Actor
+from facesearch.safeguards.governance import CollectionSpec
+from facesearch.safeguards.vault import generate_master_key
+from facesearch.vision.models.registry import shared_models
+from facesearch.vision.pipeline import (
     CONFIDENT_SCORE,
     ROTATED_MIN_FACE_SHARE,
     ROTATED_MIN_SCORE,
@@ -60,9 +63,6 @@ from facesearch.pipeline import (
     TIGHT_CROP_THRESHOLD,
     upsample_times,
 )
-from facesearch.results import IngestReport
-from facesearch.settings import DEFAULT_TEMPLATE_VIEWS, Settings
-from facesearch.vault import generate_master_key
 
 ACTOR = Actor("ingest-throughput-bench")
 COLLECTION = "bench"

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.ingest_throughput import TimedProgress, default_dev_dir, select_images, timed_ingest, warm_up
-from facesearch.vault import generate_master_key
+from facesearch.safeguards.vault import generate_master_key
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from onnx import TensorProto, helper, numpy_helper
 
-from facesearch.models.onnx_resnet import onnxruntime_module
+from facesearch.vision.models.onnx_resnet import onnxruntime_module
 
 SIZES = ((350, 350), (480, 640), (960, 1280))
 PYRAMID_STEP = 5 / 6

@@ -78,9 +78,9 @@ from bench.verify_accuracy import (
     read_pairs,
     sample_pairs,
 )
-from facesearch.models.registry import shared_models
-from facesearch.settings import DEFAULT_MATCH_THRESHOLD, DEFAULT_TEMPLATE_VIEWS
-from facesearch.vault import generate_master_key
+from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, DEFAULT_TEMPLATE_VIEWS
+from facesearch.safeguards.vault import generate_master_key
+from facesearch.vision.models.registry import shared_models
 
 CORES = 2
 FR_VERSION = "1.3.0"

@@ -75,7 +75,7 @@ from bench.search_scale import (
     score,
     workload,
 )
-from facesearch.index.flat import FlatIndex
+from facesearch.store.index.flat import FlatIndex
 
 INSTALL_COMMAND = ".venv/bin/pip install milvus-lite==3.2.2 pymilvus==3.0.2"
 COLLECTION = "faces"

@@ -24,14 +24,14 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.cluster_quality import CACHE
-from facesearch.audit import Actor
-from facesearch.engine import Engine
-from facesearch.governance import CollectionSpec
+from facesearch.core.records import AnalysedFace, Box, DetectedFace, NewImage
+from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, Settings
+from facesearch.engine.engine import Engine
 from facesearch.people.algorithms import bcubed
 from facesearch.people.service import People
-from facesearch.records import AnalysedFace, Box, DetectedFace, NewImage
-from facesearch.settings import DEFAULT_TEMPLATE_VIEWS, Settings
-from facesearch.vault import generate_master_key
+from facesearch.safeguards.audit import Actor
+from facesearch.safeguards.governance import CollectionSpec
+from facesearch.safeguards.vault import generate_master_key
 
 DIMENSION = 128
 FACES_PER_PERSON = 5

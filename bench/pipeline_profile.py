@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.ingest_throughput import default_dev_dir, select_images
-from facesearch.analysis import FaceAnalyser
-from facesearch.models.registry import ModelSet
-from facesearch.settings import Settings
+from facesearch.core.settings import Settings
+from facesearch.vision.analysis import FaceAnalyser
+from facesearch.vision.models.registry import ModelSet
 
 STAGES = ("decode", "proposals", "HOG", "landmarks", "embedding", "other")
 

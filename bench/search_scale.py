@@ -34,9 +34,9 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.face_model import MODELS, FaceModel
-from facesearch.index.flat import FlatIndex
-from facesearch.index.ivf import IvfIndex
-from facesearch.settings import DEFAULT_TEMPLATE_VIEWS
+from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS
+from facesearch.store.index.flat import FlatIndex
+from facesearch.store.index.ivf import IvfIndex
 
 THRESHOLD = 0.6
 K = 10

@@ -24,16 +24,16 @@ from PIL import Image, ImageFilter
 
 from bench.cluster_quality import identities, knn_edges
 from bench.verify_accuracy import default_dev_dir
-from facesearch.alignment import face_chip
-from facesearch.errors import FacesearchError
-from facesearch.imaging import decode_image, read_image_file
-from facesearch.models.registry import shared_models
+from facesearch.core.errors import FacesearchError
+from facesearch.core.records import RGBImage
+from facesearch.core.settings import Settings
 from facesearch.people.algorithms import bcubed, reciprocal_jaccard, reranked_average_linkage
 from facesearch.people.service import DISTANCE_WEIGHT, EXPANSION, GRAPH_RADIUS, NEIGHBOURS, RECIPROCAL_NEIGHBOURS
-from facesearch.pipeline import AnalysisOptions, detect_faces
-from facesearch.records import RGBImage
-from facesearch.settings import Settings
-from facesearch.templates import mirrored, shrunk
+from facesearch.vision.alignment import face_chip
+from facesearch.vision.imaging import decode_image, read_image_file
+from facesearch.vision.models.registry import shared_models
+from facesearch.vision.pipeline import AnalysisOptions, detect_faces
+from facesearch.vision.templates import mirrored, shrunk
 
 CACHE = Path("bench/results/template-views.npz")
 THRESHOLDS = np.round(np.arange(0.40, 0.55, 0.005), 3)

@@ -32,11 +32,11 @@ import numpy as np
 import numpy.typing as npt
 
 import facesearch
-from facesearch.errors import FacesearchError
-from facesearch.models.registry import shared_models
-from facesearch.records import AnalysedFace, Embedding
-from facesearch.settings import DEFAULT_MATCH_THRESHOLD, Settings
-from facesearch.templates import VIEW_SCALE
+from facesearch.core.errors import FacesearchError
+from facesearch.core.records import AnalysedFace, Embedding
+from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, Settings
+from facesearch.vision.models.registry import shared_models
+from facesearch.vision.templates import VIEW_SCALE
 
 DEFAULT_PROTOCOL = "lfw_view1_devtrain"
 SWEEP = tuple(round(0.40 + 0.01 * i, 2) for i in range(36))

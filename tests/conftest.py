@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from facesearch.audit import Actor
-from facesearch.engine import Engine
-from facesearch.governance import CollectionSpec
-from facesearch.records import Box
-from facesearch.settings import Settings
-from facesearch.vault import generate_master_key
+from facesearch.core.records import Box
+from facesearch.core.settings import Settings
+from facesearch.engine.engine import Engine
+from facesearch.safeguards.audit import Actor
+from facesearch.safeguards.governance import CollectionSpec
+from facesearch.safeguards.vault import generate_master_key
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import httpx2
 
-from facesearch.audit import Actor
-from facesearch.engine import Engine
-from facesearch.governance import CollectionSpec
-from facesearch.keys import KeyStore
-from facesearch.settings import Settings
-from facesearch.vault import generate_master_key
+from facesearch.core.settings import Settings
+from facesearch.engine.engine import Engine
+from facesearch.safeguards.audit import Actor
+from facesearch.safeguards.governance import CollectionSpec
+from facesearch.safeguards.vault import generate_master_key
+from facesearch.store.keys import KeyStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ADMIN = Actor("dpo@newsroom.example")

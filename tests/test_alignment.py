@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesearch.alignment import rotate_quarters, unrotate_box, unrotate_point
-from facesearch.records import Box
+from facesearch.core.records import Box
+from facesearch.vision.alignment import rotate_quarters, unrotate_box, unrotate_point
 
 
 @pytest.mark.parametrize("quarters", [0, 1, 2, 3])

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ACTOR, news_spec
-from facesearch.audit import Actor, ActorKind, AuditLog, SearchEvent, VerifyEvent, event_types
-from facesearch.engine import Engine
-from facesearch.errors import InvalidValueError
+from facesearch.core.errors import InvalidValueError
+from facesearch.engine.engine import Engine
+from facesearch.safeguards.audit import Actor, ActorKind, SearchEvent, VerifyEvent, event_types
+from facesearch.store.catalog.audit_log import AuditLog
 
 
 def fill(engine: Engine, count: int = 6) -> AuditLog:
@@ -80,7 +81,7 @@ def test_an_edit_with_a_recomputed_hash_breaks_the_link_to_the_next_entry(
 ) -> None:
     with reopen() as engine:
         row = engine.catalog.audit.entries(limit=3)[2]
-    from facesearch.audit import entry_hash
+    from facesearch.safeguards.audit import entry_hash
 
     forged = entry_hash(row.seq, row.at, row.actor, row.actor_kind, row.action, "forged", row.collection,
                         '{"forged":true}', row.prev_hash)  # fmt: skip
@@ -128,7 +129,7 @@ def test_a_search_entry_holds_the_probe_hash_and_match_ids_never_a_template(engi
 
 
 def test_every_action_has_an_event_type() -> None:
-    from facesearch.audit import Action
+    from facesearch.safeguards.audit import Action
 
     assert {event.action for event in event_types()} == set(Action)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, SAMPLES
-from facesearch.vault import generate_master_key
+from facesearch.safeguards.vault import generate_master_key
 
 CREATE = [
     "collection", "create", "news", "--purpose", "Find archive photos of people in reader requests",

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from conftest import ACTOR, PURPOSE, news_spec
-from facesearch.engine import Engine
-from facesearch.records import AnalysedFace, Box, DetectedFace, NewImage
-from facesearch.settings import Settings
+from facesearch.core.records import AnalysedFace, Box, DetectedFace, NewImage
+from facesearch.core.settings import Settings
+from facesearch.engine.engine import Engine
 
 
 def synthetic_image(number: int, faces: int = 2) -> NewImage:
@@ -109,10 +109,10 @@ def test_removed_images_leave_no_vectors(engine: Engine) -> None:
 CRASHING_INGEST = """
 import os, sys
 from pathlib import Path
-from facesearch.consistency import CollectionIndexes
-from facesearch.audit import Actor
-from facesearch.engine import Engine
-from facesearch.settings import Settings
+from facesearch.store.consistency import CollectionIndexes
+from facesearch.safeguards.audit import Actor
+from facesearch.engine.engine import Engine
+from facesearch.core.settings import Settings
 
 def die(self): os._exit(137)  # the process is killed right after the catalog committed
 CollectionIndexes.save = die

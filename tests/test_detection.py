@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES, fixture_manifest
-from facesearch.analysis import FaceAnalyser
-from facesearch.api import detect_faces, embed_faces, load_image_file, verify_faces
-from facesearch.distance import face_distance
-from facesearch.settings import DEFAULT_MATCH_THRESHOLD, Settings
+from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, Settings
+from facesearch.vision.analysis import FaceAnalyser
+from facesearch.vision.api import detect_faces, embed_faces, load_image_file, verify_faces
+from facesearch.vision.distance import face_distance
 
 FACE_FIXTURES = [row for row in fixture_manifest() if row["expected_faces"] and not row["file"].startswith("corrupt")]
 

@@ -28,11 +28,11 @@ from bench.verify_accuracy import (
 
 import facesearch
 from conftest import ACTOR, iou, news_spec, require_dev_data
-from facesearch.engine import Engine
-from facesearch.errors import ImageError
-from facesearch.imaging import load_image
-from facesearch.records import Box
-from facesearch.settings import DEFAULT_MATCH_THRESHOLD, Settings
+from facesearch.core.errors import ImageError
+from facesearch.core.records import Box
+from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, Settings
+from facesearch.engine.engine import Engine
+from facesearch.vision.imaging import load_image
 
 pytestmark = pytest.mark.devset
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from conftest import ACTOR, require_dev_data
-from facesearch.catalog.browse import MAX_PAGE, Browser, FaceSummary, Page
-from facesearch.engine import Engine
-from facesearch.governance import CollectionSpec
+from facesearch.engine.engine import Engine
 from facesearch.people.algorithms import bcubed
 from facesearch.people.service import People
+from facesearch.safeguards.governance import CollectionSpec
+from facesearch.store.catalog.browse import MAX_PAGE, Browser, FaceSummary, Page
 
 SAMPLE_EVERY = 6
 MAX_PHOTOS = 8

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from conftest import ACTOR, news_spec, require_dev_data
-from facesearch.api import embed_faces
-from facesearch.engine import Engine
-from facesearch.rights import SubjectRights
-from facesearch.settings import DEFAULT_MATCH_THRESHOLD
+from facesearch.accountability.rights import SubjectRights
+from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD
+from facesearch.engine.engine import Engine
+from facesearch.vision.api import embed_faces
 
 pytestmark = pytest.mark.devset
 IDENTITIES = 12
@@ -29,7 +29,7 @@ MIN_PRECISION = 0.85
 """Identity precision of the reports at the match threshold, a floor under what this sample measured: 40 of 43
 faces reported were the person's with one-view templates (0.930), 40 of 45 with four-view templates (0.889:
 two more faces of Alec Baldwin's look-alikes within 0.6). Over all 5.5 million different-person pairs of the
-dev set's LFW faces the two kinds of template have the same false-match rate at 0.6 (``templates.py``)."""
+dev set's LFW faces the two kinds of template have the same false-match rate at 0.6 (``vision/templates.py``)."""
 
 
 def chosen_identities(dev: Path) -> dict[str, list[Path]]:

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesearch.distance import face_distance, is_match
-from facesearch.errors import InvalidValueError
+from facesearch.core.errors import InvalidValueError
+from facesearch.vision.distance import face_distance, is_match
 
 
 def test_distance_is_euclidean_per_row() -> None:

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from facesearch.cli.docs import render
-from facesearch.settings import ENV_PREFIX, Settings
+from facesearch.core.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

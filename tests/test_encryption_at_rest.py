@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import ACTOR, news_spec
-from facesearch.engine import Engine
+from facesearch.engine.engine import Engine
 
 
 def test_no_template_is_in_the_clear_in_any_file(engine: Engine, identity_files: dict[str, list[Path]]) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ACTOR, FIXTURES, PURPOSE, news_spec
-from facesearch.engine import Engine
-from facesearch.errors import ConflictError, InvalidValueError, NoFaceError, NotFoundError
-from facesearch.ingest import Progress
+from facesearch.core.errors import ConflictError, InvalidValueError, NoFaceError, NotFoundError
+from facesearch.engine.engine import Engine
+from facesearch.engine.ingest import Progress
 
 
 def gallery(tmp_path: Path, identity_files: dict[str, list[Path]]) -> Path:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from facesearch.errors import InvalidValueError
-from facesearch.governance import BiometricCondition, CollectionSpec, LawfulBasis, parse_retention
+from facesearch.core.errors import InvalidValueError
+from facesearch.safeguards.governance import BiometricCondition, CollectionSpec, LawfulBasis, parse_retention
 
 
 @pytest.mark.parametrize(("text", "days"), [("90d", 90), ("12w", 84), ("6m", 180), ("2y", 730), (" 1D ", 1)])

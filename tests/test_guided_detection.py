@@ -10,16 +10,16 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES, fixture_manifest, iou
-from facesearch.analysis import FaceAnalyser
-from facesearch.api import load_image_file
-from facesearch.guided import PROPOSAL_THRESHOLD, detect_guided
-from facesearch.models import registry, yunet
-from facesearch.models.cache import is_intact
-from facesearch.models.dlib_models import DlibHogDetector
-from facesearch.models.yunet import ProposerUnavailableError, YuNetProposer, non_maximum_suppression
-from facesearch.settings import Settings
+from facesearch.core.settings import DEFAULT_MIN_FACE_SIDE, Settings
+from facesearch.vision.analysis import FaceAnalyser
+from facesearch.vision.api import load_image_file
+from facesearch.vision.guided import PROPOSAL_THRESHOLD, detect_guided
+from facesearch.vision.models import registry, yunet
+from facesearch.vision.models.cache import is_intact
+from facesearch.vision.models.dlib_models import DlibHogDetector
+from facesearch.vision.models.yunet import ProposerUnavailableError, YuNetProposer, non_maximum_suppression
 
-DEFAULT_SIDE = yunet.DEFAULT_MIN_FACE_SIDE
+DEFAULT_SIDE = DEFAULT_MIN_FACE_SIDE
 FACE_ROWS = [row for row in fixture_manifest() if row["expected_faces"] and not row["file"].startswith("corrupt")]
 
 

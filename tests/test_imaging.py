@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facesearch.errors import ImageError
-from facesearch.imaging import decode_image, load_image, read_image_file
+from facesearch.core.errors import ImageError
+from facesearch.vision.imaging import decode_image, load_image, read_image_file
 
 LIMITS = {"max_pixels": 50_000_000}
 

@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from facesearch.index.files import IndexFileError, read_index_file, write_index_file
-from facesearch.index.flat import FlatIndex
+from facesearch.store.index.files import IndexFileError, read_index_file, write_index_file
+from facesearch.store.index.flat import FlatIndex
 
 
 def random_templates(count: int, seed: int = 0) -> npt.NDArray[np.float32]:

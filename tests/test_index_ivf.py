@@ -10,12 +10,12 @@ import numpy.typing as npt
 from bench.face_model import FaceModel
 
 from conftest import ACTOR, FIXTURES, news_spec
-from facesearch.engine import Engine
-from facesearch.index.flat import FlatIndex
-from facesearch.index.ivf import HNSW_QUANTIZER_FROM, IvfIndex, cells_for
-from facesearch.index.policy import IndexPolicy
-from facesearch.settings import Settings
-from facesearch.vault import generate_master_key
+from facesearch.core.settings import Settings
+from facesearch.engine.engine import Engine
+from facesearch.safeguards.vault import generate_master_key
+from facesearch.store.index.flat import FlatIndex
+from facesearch.store.index.ivf import HNSW_QUANTIZER_FROM, IvfIndex, cells_for
+from facesearch.store.index.policy import IndexPolicy
 
 THRESHOLD = 0.6
 
@@ -149,7 +149,7 @@ def test_an_engine_collection_past_the_limit_is_searched_approximately_and_erase
 
 
 def test_access_requests_search_every_cell_even_with_one_probe(tmp_path: Path) -> None:
-    from facesearch.rights import SubjectRights
+    from facesearch.accountability.rights import SubjectRights
 
     settings = Settings(
         data_dir=tmp_path / "data", workers=1, master_key=generate_master_key(), index_exact_max=0, index_nprobe=1

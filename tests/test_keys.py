@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ACTOR, news_spec
-from facesearch.engine import Engine
-from facesearch.errors import InvalidValueError, NotFoundError, UnauthorizedError
-from facesearch.keys import KeyStore, Role
+from facesearch.core.errors import InvalidValueError, NotFoundError, UnauthorizedError
+from facesearch.engine.engine import Engine
+from facesearch.safeguards.roles import Role
+from facesearch.store.keys import KeyStore
 from test_cli import CREATE, facesearch
 
 

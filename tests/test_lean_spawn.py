@@ -1,4 +1,4 @@
-"""Ingest workers start without re-running the parent's main module (facesearch.lean_spawn)."""
+"""Ingest workers start without re-running the parent's main module (facesearch.engine.lean_spawn)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ MAIN = textwrap.dedent(
     with open(sys.argv[1], "a") as marks:  # one line each time this module runs
         marks.write(__name__ + "\\n")
 
-    from facesearch.ingest import run_tasks, task_for
-    from facesearch.settings import Settings
+    from facesearch.engine.ingest import run_tasks, task_for
+    from facesearch.core.settings import Settings
 
     if __name__ == "__main__":
         settings = Settings(embedder="dlib", detection_proposals=False)

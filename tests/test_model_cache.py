@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES
-from facesearch.models.cache import is_intact
-from facesearch.models.dlib_models import DlibHogDetector
+from facesearch.vision.models.cache import is_intact
+from facesearch.vision.models.dlib_models import DlibHogDetector
 
 PHOTOS = sorted((FIXTURES / "identities").iterdir())[:4] + sorted((FIXTURES / "multi").iterdir())[:2]
 

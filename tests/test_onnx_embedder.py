@@ -11,19 +11,19 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES
-from facesearch.alignment import face_chip
-from facesearch.models import onnx_resnet
-from facesearch.models.cache import default_cache_dir
-from facesearch.models.dlib_dat import DlibDatError, DlibNetwork, read_dat
-from facesearch.models.dlib_models import DlibFivePointLandmarks, DlibHogDetector, DlibResNetEmbedder
-from facesearch.models.onnx_resnet import (
+from facesearch.core.records import RGBImage
+from facesearch.vision.alignment import face_chip
+from facesearch.vision.models import onnx_resnet
+from facesearch.vision.models.cache import default_cache_dir
+from facesearch.vision.models.dlib_dat import DlibDatError, DlibNetwork, read_dat
+from facesearch.vision.models.dlib_models import DlibFivePointLandmarks, DlibHogDetector, DlibResNetEmbedder
+from facesearch.vision.models.onnx_resnet import (
     FastEmbedderUnavailableError,
     OnnxResNetEmbedder,
     cached_model_path,
     default_dat_path,
     load_fast_embedder,
 )
-from facesearch.records import RGBImage
 
 DAT = default_dat_path()
 
@@ -208,10 +208,11 @@ def test_default_cache_dir_follows_xdg(tmp_path: Path, monkeypatch: pytest.Monke
 def test_the_setting_picks_the_runtime_and_auto_falls_back_to_dlib(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from facesearch.errors import DataFolderError
-    from facesearch.models import onnx_resnet
-    from facesearch.models.dlib_models import DlibResNetEmbedder
-    from facesearch.models.registry import EmbedderChoice, ModelSet
+    from facesearch.core.errors import DataFolderError
+    from facesearch.core.settings import EmbedderChoice
+    from facesearch.vision.models import onnx_resnet
+    from facesearch.vision.models.dlib_models import DlibResNetEmbedder
+    from facesearch.vision.models.registry import ModelSet
 
     models = ModelSet()
     models.configure(EmbedderChoice("onnx", tmp_path))

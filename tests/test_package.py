@@ -26,8 +26,8 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 
 def test_an_ingest_worker_does_not_load_the_database_layer_or_the_server() -> None:
-    """Workers are spawned and import ``facesearch.ingest``; the engine, SQLAlchemy and FastAPI stay out."""
-    heavy = "{'sqlalchemy', 'fastapi', 'facesearch.engine'}"
-    probe = f"import sys, facesearch.ingest; print(sorted({heavy} & set(sys.modules)))"
+    """Workers are spawned and import ``facesearch.engine.ingest``; the engine, SQLAlchemy and FastAPI stay out."""
+    heavy = "{'sqlalchemy', 'fastapi', 'facesearch.engine.engine', 'facesearch.store'}"
+    probe = f"import sys, facesearch.engine.ingest; print(sorted({heavy} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from conftest import ACTOR, news_spec
-from facesearch.engine import Engine
-from facesearch.errors import InvalidValueError, RefusedError
-from facesearch.governance import CollectionSpec
+from facesearch.accountability.rights import SubjectRights
+from facesearch.core.errors import InvalidValueError, RefusedError
+from facesearch.engine.engine import Engine
 from facesearch.people.service import People
-from facesearch.rights import SubjectRights
+from facesearch.safeguards.governance import CollectionSpec
 from test_cli import facesearch
 
 

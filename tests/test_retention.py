@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from conftest import ACTOR, PURPOSE
-from facesearch.engine import Engine
-from facesearch.governance import CollectionSpec
-from facesearch.settings import Settings
+from facesearch.core.settings import Settings
+from facesearch.engine.engine import Engine
+from facesearch.safeguards.governance import CollectionSpec
 
 
 def short_spec(name: str, retention: str) -> CollectionSpec:

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from conftest import ACTOR, PURPOSE, news_spec
-from facesearch.api import embed_faces
-from facesearch.engine import Engine
-from facesearch.errors import InvalidValueError, NotFoundError, RefusedError
-from facesearch.html_report import write_access_report
-from facesearch.rights import SubjectRights
+from facesearch.accountability.rights import SubjectRights
+from facesearch.cli.html_report import write_access_report
+from facesearch.core.errors import InvalidValueError, NotFoundError, RefusedError
+from facesearch.engine.engine import Engine
+from facesearch.vision.api import embed_faces
 
 
 def every_file_bytes(folder: Path) -> bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from facesearch.engine import Engine
+from facesearch.engine.engine import Engine
 from facesearch.server.app import create_app
 from server_support import FIXTURES, SEARCH_PURPOSE, Gallery, prepare_gallery
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from facesearch.engine import Engine
+from facesearch.engine.engine import Engine
 from facesearch.server.app import create_app
 from facesearch.server.retention import RetentionSweeper
 from server_support import FIXTURES, prepare_gallery

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from facesearch.keys import Role
+from facesearch.safeguards.roles import Role
 from facesearch.server.app import create_app
 from server_support import Gallery, prepare_gallery
 
@@ -88,7 +88,7 @@ def gallery(tmp_path_factory: pytest.TempPathFactory) -> Gallery:
 
 @pytest.fixture(scope="module")
 def client(gallery: Gallery) -> Iterator[TestClient]:
-    from facesearch.engine import Engine
+    from facesearch.engine.engine import Engine
 
     with Engine.open(gallery.settings) as engine, TestClient(create_app(engine)) as test_client:
         yield test_client
@@ -138,8 +138,8 @@ def test_every_endpoint_refuses_calls_without_a_valid_key(client: TestClient, me
 
 
 def test_a_revoked_key_is_refused_and_a_bearer_token_works(tmp_path: Path) -> None:
-    from facesearch.engine import Engine
-    from facesearch.keys import KeyStore
+    from facesearch.engine.engine import Engine
+    from facesearch.store.keys import KeyStore
 
     gallery = prepare_gallery(tmp_path, ingest=False)
     with Engine.open(gallery.settings) as engine, TestClient(create_app(engine)) as test_client:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from facesearch.errors import InvalidValueError
-from facesearch.ingest import task_for
-from facesearch.settings import DEFAULT_MATCH_THRESHOLD, Settings
+from facesearch.core.errors import InvalidValueError
+from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, Settings
+from facesearch.engine.ingest import task_for
 
 
 def test_environment_sets_typed_values() -> None:

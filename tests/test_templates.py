@@ -11,13 +11,14 @@ from PIL import Image, ImageOps
 
 import facesearch
 from conftest import ACTOR, FIXTURES, news_spec
-from facesearch.engine import TEMPLATE_VIEWS_KEY, Engine
-from facesearch.errors import InvalidValueError
-from facesearch.imaging import decode_image
-from facesearch.models.registry import shared_models
-from facesearch.pipeline import AnalysisOptions, detect_faces
-from facesearch.settings import Settings
-from facesearch.templates import SHRINK, VIEW_SCALE, face_templates, shrunk, template_recipe, view_chips
+from facesearch.core.errors import InvalidValueError
+from facesearch.core.settings import Settings
+from facesearch.engine.engine import Engine
+from facesearch.engine.opening import TEMPLATE_VIEWS_KEY
+from facesearch.vision.imaging import decode_image
+from facesearch.vision.models.registry import shared_models
+from facesearch.vision.pipeline import AnalysisOptions, detect_faces
+from facesearch.vision.templates import SHRINK, VIEW_SCALE, face_templates, shrunk, template_recipe, view_chips
 
 FACE = FIXTURES / "identities" / "obama__1.jpg"
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import ACTOR, news_spec
-from facesearch.engine import Engine
-from facesearch.errors import DataFolderError, InvalidValueError
-from facesearch.settings import Settings
-from facesearch.vault import MasterKey, generate_master_key
+from facesearch.core.errors import DataFolderError, InvalidValueError
+from facesearch.core.settings import Settings
+from facesearch.engine.engine import Engine
+from facesearch.safeguards.vault import MasterKey, generate_master_key
 
 
 def folder_state(folder: Path) -> dict[str, str]:

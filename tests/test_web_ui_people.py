@@ -20,9 +20,9 @@ require_chromium()
 
 from playwright.sync_api import Browser, Dialog, Locator, Page, expect  # noqa: E402
 
-from facesearch.engine import Engine  # noqa: E402
-from facesearch.governance import CollectionSpec  # noqa: E402
+from facesearch.engine.engine import Engine  # noqa: E402
 from facesearch.people.service import People  # noqa: E402
+from facesearch.safeguards.governance import CollectionSpec  # noqa: E402
 
 COLLECTION = "family"
 IMAGES_LOADED = "sel => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)"

@@ -10,7 +10,7 @@ Library use::
         engine.search(Path("probe.jpg"), facesearch.Actor("alice"), "case 2026-17")
 
 The names below are imported on first use (PEP 562), so that a process importing one module (an ingest
-worker imports ``facesearch.ingest``) does not load the engine, the database layer and the web server: that
+worker imports ``facesearch.engine.ingest``) does not load the engine, the database layer and the web server: that
 was 1 s of each worker's start.
 """
 
@@ -20,32 +20,32 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from facesearch.api import detect_faces, embed_faces, face_distance, load_image_file, verify_faces
-    from facesearch.audit import Actor
-    from facesearch.engine import Engine
-    from facesearch.errors import FacesearchError
-    from facesearch.governance import BiometricCondition, CollectionSpec, LawfulBasis
-    from facesearch.records import AnalysedFace, Box, DetectedFace
-    from facesearch.settings import Settings
+    from facesearch.core.errors import FacesearchError
+    from facesearch.core.records import AnalysedFace, Box, DetectedFace
+    from facesearch.core.settings import Settings
+    from facesearch.engine.engine import Engine
+    from facesearch.safeguards.audit import Actor
+    from facesearch.safeguards.governance import BiometricCondition, CollectionSpec, LawfulBasis
+    from facesearch.vision.api import detect_faces, embed_faces, face_distance, load_image_file, verify_faces
 
 __version__ = "0.1.0"
 
 _HOMES = {
-    "Actor": "facesearch.audit",
-    "AnalysedFace": "facesearch.records",
-    "BiometricCondition": "facesearch.governance",
-    "Box": "facesearch.records",
-    "CollectionSpec": "facesearch.governance",
-    "DetectedFace": "facesearch.records",
-    "Engine": "facesearch.engine",
-    "FacesearchError": "facesearch.errors",
-    "LawfulBasis": "facesearch.governance",
-    "Settings": "facesearch.settings",
-    "detect_faces": "facesearch.api",
-    "embed_faces": "facesearch.api",
-    "face_distance": "facesearch.api",
-    "load_image_file": "facesearch.api",
-    "verify_faces": "facesearch.api",
+    "Actor": "facesearch.safeguards.audit",
+    "AnalysedFace": "facesearch.core.records",
+    "BiometricCondition": "facesearch.safeguards.governance",
+    "Box": "facesearch.core.records",
+    "CollectionSpec": "facesearch.safeguards.governance",
+    "DetectedFace": "facesearch.core.records",
+    "Engine": "facesearch.engine.engine",
+    "FacesearchError": "facesearch.core.errors",
+    "LawfulBasis": "facesearch.safeguards.governance",
+    "Settings": "facesearch.core.settings",
+    "detect_faces": "facesearch.vision.api",
+    "embed_faces": "facesearch.vision.api",
+    "face_distance": "facesearch.vision.api",
+    "load_image_file": "facesearch.vision.api",
+    "verify_faces": "facesearch.vision.api",
 }
 
 __all__ = [

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import click
 
+from facesearch.accountability.rights import SubjectRights
+from facesearch.accountability.transparency import TransparencyReport, transparency_report
+from facesearch.cli.html_report import write_access_report
 from facesearch.cli.render import emit, table
 from facesearch.cli.state import EXISTING_FILE, JSON_OPTION, CliState, pass_state
-from facesearch.errors import InvalidValueError
-from facesearch.html_report import write_access_report
-from facesearch.results import to_plain
-from facesearch.rights import SubjectRights
-from facesearch.transparency import TransparencyReport, transparency_report
-from facesearch.vault import generate_master_key
+from facesearch.core.errors import InvalidValueError
+from facesearch.core.results import to_plain
+from facesearch.safeguards.vault import generate_master_key
 
 AUDIT_BROKEN_EXIT_CODE = 10
 REFERENCE_OPTION = click.option(
@@ -108,7 +108,7 @@ def audit_list(
     as_json: bool,
 ) -> None:
     """List audit entries, oldest first."""
-    from facesearch.audit import Action
+    from facesearch.safeguards.audit import Action
 
     if action is not None and action not in {a.value for a in Action}:
         raise InvalidValueError(f"action {action!r} is not one of: {', '.join(a.value for a in Action)}")
@@ -158,7 +158,7 @@ def rights_access(
     state: CliState, probe: Path, reference: str | None, out: Path | None, threshold: float | None, as_json: bool
 ) -> None:
     """Every image held that shows the person in PROBE: collection, purpose, basis, source, dates."""
-    from facesearch.audit import ExportEvent
+    from facesearch.safeguards.audit import ExportEvent
 
     with state.engine() as engine:
         answer = SubjectRights(engine).access(probe, state.actor, reference or state.settings.purpose, threshold)

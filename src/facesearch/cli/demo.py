@@ -6,15 +6,15 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
-from facesearch.audit import Actor
+from facesearch.cli.html_report import render_search_report
 from facesearch.cli.progress import BarProgress
-from facesearch.engine import Engine
-from facesearch.errors import ConflictError, InvalidValueError
-from facesearch.files import iter_image_files
-from facesearch.governance import CollectionSpec
-from facesearch.html_report import render_search_report
-from facesearch.results import SearchResult
-from facesearch.settings import Settings
+from facesearch.core.errors import ConflictError, InvalidValueError
+from facesearch.core.results import SearchResult
+from facesearch.core.settings import Settings
+from facesearch.engine.engine import Engine
+from facesearch.engine.files import iter_image_files
+from facesearch.safeguards.audit import Actor
+from facesearch.safeguards.governance import CollectionSpec
 
 DEMO_COLLECTION = CollectionSpec.parse(
     name="demo",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
-from facesearch.errors import ImageError
-from facesearch.results import FaceInfo
+from facesearch.core.errors import ImageError
+from facesearch.core.results import FaceInfo
 
 BOX_COLOUR = (0, 200, 255)
 LANDMARK_COLOUR = (255, 60, 60)

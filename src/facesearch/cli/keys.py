@@ -6,7 +6,8 @@ import click
 
 from facesearch.cli.render import emit, table
 from facesearch.cli.state import JSON_OPTION, CliState, pass_state
-from facesearch.keys import KeyStore, Role
+from facesearch.safeguards.roles import Role
+from facesearch.store.keys import KeyStore
 
 
 @click.group()

@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from facesearch.analysis import FaceAnalyser
 from facesearch.cli.accountability import register_accountability_commands
 from facesearch.cli.demo import run_demo
 from facesearch.cli.draw import draw_faces
@@ -22,11 +21,12 @@ from facesearch.cli.progress import BarProgress
 from facesearch.cli.render import emit, table
 from facesearch.cli.serve import serve
 from facesearch.cli.state import EXISTING_FILE, JSON_OPTION, PURPOSE_OPTION, CliState, pass_state
-from facesearch.engine import Engine
-from facesearch.errors import INGEST_PARTIAL_EXIT_CODE, FacesearchError
-from facesearch.governance import BiometricCondition, CollectionSpec, LawfulBasis
-from facesearch.results import CollectionInfo, IngestReport, SearchResult
-from facesearch.settings import Settings
+from facesearch.core.errors import INGEST_PARTIAL_EXIT_CODE, FacesearchError
+from facesearch.core.results import CollectionInfo, IngestReport, SearchResult
+from facesearch.core.settings import Settings
+from facesearch.engine.engine import Engine
+from facesearch.safeguards.governance import BiometricCondition, CollectionSpec, LawfulBasis
+from facesearch.vision.analysis import FaceAnalyser
 
 EXIT_CODES = """\b
 Exit codes:

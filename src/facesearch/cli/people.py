@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from facesearch.catalog.people import PersonInfo
+from facesearch.cli.people_report import write_people_page
 from facesearch.cli.render import emit, table
 from facesearch.cli.state import JSON_OPTION, CliState, pass_state
-from facesearch.people.report import write_people_page
 from facesearch.people.service import People
+from facesearch.store.catalog.people import PersonInfo
 
 
 @click.group()

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from facesearch.ingest import Progress
+from facesearch.engine.ingest import Progress
 
 
 class BarProgress(Progress):

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from facesearch.results import to_plain
+from facesearch.core.results import to_plain
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

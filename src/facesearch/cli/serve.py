@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from facesearch.cli.state import CliState, pass_state
-from facesearch.engine import Engine
+from facesearch.engine.engine import Engine
 
 
 @click.command()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from facesearch.audit import Actor
-from facesearch.engine import Engine
-from facesearch.settings import Settings
+from facesearch.core.settings import Settings
+from facesearch.engine.engine import Engine
+from facesearch.safeguards.audit import Actor
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 PURPOSE_OPTION = click.option(

@@ -12,11 +12,11 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.audit import Actor, Event, PeopleEvent
-from facesearch.catalog.people import ClusterInput, FaceQuality, PeopleStore, PersonDetail, PersonInfo
-from facesearch.engine import Engine
-from facesearch.errors import InvalidValueError, RefusedError
+from facesearch.core.errors import InvalidValueError, RefusedError
+from facesearch.engine.engine import Engine
 from facesearch.people.algorithms import Edges, reciprocal_jaccard, reranked_average_linkage
+from facesearch.safeguards.audit import Actor, Event, PeopleEvent
+from facesearch.store.catalog.people import ClusterInput, FaceQuality, PeopleStore, PersonDetail, PersonInfo
 
 GROUP_THRESHOLDS = {1: 0.47, 4: 0.485}
 """Faces are grouped into people by average linkage on re-ranked distances (``reranked_average_linkage``):

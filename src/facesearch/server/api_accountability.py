@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from facesearch.audit import Action, ExportEvent
-from facesearch.catalog.browse import check_page
-from facesearch.errors import InvalidValueError
-from facesearch.keys import ApiKey, Role
-from facesearch.results import to_plain
-from facesearch.rights import SubjectRights
+from facesearch.accountability.rights import SubjectRights
+from facesearch.accountability.transparency import transparency_report
+from facesearch.core.errors import InvalidValueError
+from facesearch.core.results import to_plain
+from facesearch.safeguards.audit import Action, ExportEvent
+from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.service import Limit, Offset, allow, paged, read_upload, service
-from facesearch.transparency import transparency_report
+from facesearch.store.catalog.browse import check_page
 
 router = APIRouter(prefix="/v1", tags=["accountability"])
 Reference = Annotated[str, Form(min_length=3, description="The request's reference, for the audit log.")]

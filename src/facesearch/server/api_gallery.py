@@ -7,14 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
-from facesearch.catalog.browse import Browser
-from facesearch.errors import TooLargeError
-from facesearch.governance import CollectionSpec
-from facesearch.keys import ApiKey, Role
-from facesearch.results import to_plain
-from facesearch.rights import SubjectRights
+from facesearch.accountability.rights import SubjectRights
+from facesearch.core.errors import TooLargeError
+from facesearch.core.results import to_plain
+from facesearch.safeguards.governance import CollectionSpec
+from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.pictures import boxed_image, face_thumbnail
 from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, read_upload, service
+from facesearch.store.catalog.browse import Browser
 
 router = APIRouter(prefix="/v1", tags=["collections, images and faces"])
 EVERY_ROLE = tuple(Role)

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from facesearch.keys import ApiKey, Role
+from facesearch.core.results import to_plain
 from facesearch.people.service import People
-from facesearch.results import to_plain
+from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, service
 
 router = APIRouter(prefix="/v1", tags=["people"])

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
-from facesearch.errors import CollectionScopeError
-from facesearch.keys import ApiKey, Role
-from facesearch.results import to_plain
+from facesearch.core.errors import CollectionScopeError
+from facesearch.core.results import to_plain
+from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.service import allow, read_upload, service
 
 router = APIRouter(prefix="/v1", tags=["search"])

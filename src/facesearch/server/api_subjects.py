@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from facesearch.keys import ApiKey, Role
-from facesearch.results import to_plain
+from facesearch.accountability.subjects import Consent, Subjects
+from facesearch.core.results import to_plain
+from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, read_upload, service
-from facesearch.subjects import Consent, Subjects
 
 router = APIRouter(prefix="/v1", tags=["subjects"])
 

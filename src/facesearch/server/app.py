@@ -15,8 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
-from facesearch.engine import Engine
-from facesearch.errors import FacesearchError, RateLimitedError
+from facesearch.core.errors import FacesearchError, RateLimitedError
+from facesearch.engine.engine import Engine
 from facesearch.server import api_accountability, api_gallery, api_people, api_search, api_subjects, compreface
 from facesearch.server.retention import RetentionSweeper
 from facesearch.server.service import Service, service

@@ -26,14 +26,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, File, Query, Request, UploadFile
 
-from facesearch.audit import VerifyEvent
-from facesearch.distance import face_distance
-from facesearch.errors import InvalidValueError, NotFoundError, RefusedError
-from facesearch.keys import ApiKey, Role
-from facesearch.records import Box, Embedding, Point
+from facesearch.accountability.subjects import Consent, Subjects
+from facesearch.core.errors import InvalidValueError, NotFoundError, RefusedError
+from facesearch.core.records import Box, Embedding, Point
+from facesearch.safeguards.audit import VerifyEvent
+from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.api_subjects import subjects_for
 from facesearch.server.service import Service, allow, read_upload, service
-from facesearch.subjects import Consent, Subjects
+from facesearch.vision.distance import face_distance
 
 router = APIRouter(prefix="/api/v1", tags=["CompreFace-compatible"])
 SEARCHER = allow(Role.SEARCH)

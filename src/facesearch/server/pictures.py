@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
-from facesearch.imaging import decode_image
-from facesearch.records import Box
+from facesearch.core.records import Box
+from facesearch.vision.imaging import decode_image
 
 DISPLAY_SIDE = 1024
 THUMBNAIL_SIDE = 160

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from facesearch.audit import RETENTION_ACTOR
+from facesearch.safeguards.audit import RETENTION_ACTOR
 from facesearch.server.service import Service
 
 log = logging.getLogger("facesearch.server")

@@ -11,10 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request, UploadFile
 
-from facesearch.audit import RefusalEvent
-from facesearch.catalog.browse import MAX_PAGE, check_page
-from facesearch.engine import Engine
-from facesearch.errors import (
+from facesearch.core.errors import (
     CollectionScopeError,
     ForbiddenError,
     InvalidValueError,
@@ -22,9 +19,13 @@ from facesearch.errors import (
     TooLargeError,
     UnauthorizedError,
 )
-from facesearch.keys import ApiKey, KeyStore, Role
-from facesearch.results import to_plain
+from facesearch.core.results import to_plain
+from facesearch.engine.engine import Engine
+from facesearch.safeguards.audit import RefusalEvent
+from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.ratelimit import RateLimiter
+from facesearch.store.catalog.browse import MAX_PAGE, check_page
+from facesearch.store.keys import KeyStore
 
 log = logging.getLogger("facesearch.server")
 Offset = Annotated[int, Query(ge=0, description="Items to skip.")]

@@ -1,0 +1,164 @@
+"""Subject rights answered from one probe photo (processed in memory, never stored) or from ids:
+access (which of our photos show me, why, until when), erasure (with a receipt) and objection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from facesearch.core.errors import InvalidValueError
+from facesearch.core.records import Box
+from facesearch.engine.ciphers import OBJECTIONS_COLLECTION_ID
+from facesearch.engine.engine import Engine
+from facesearch.safeguards.audit import AccessRequestEvent, Actor, ErasureEvent, ObjectionEvent
+from facesearch.safeguards.governance import require_purpose
+from facesearch.store.catalog.store import ErasureReceipt, FaceDetails
+from facesearch.vision.analysis import ImageSource
+
+ACCESS_TOP_K = 10_000
+"""Matches considered per collection and probe face: high, because a person is owed all of their data."""
+
+
+@dataclass(frozen=True)
+class HeldImage:
+    """One image held about the person, with why and until when."""
+
+    face_id: int
+    image_id: int
+    distance: float
+    collection: str
+    purpose: str
+    lawful_basis: str
+    source: str
+    box: Box
+    ingested_at: datetime
+    delete_by: datetime
+
+
+@dataclass(frozen=True)
+class AccessReport:
+    reference: str
+    generated_at: datetime
+    probe_sha256: str
+    threshold: float
+    held: list[HeldImage] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    receipt: ErasureReceipt
+    objection_id: int | None = None
+
+
+class SubjectRights:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def matching_faces(
+        self, probe: ImageSource, threshold: float | None = None
+    ) -> tuple[str, float, list[tuple[float, FaceDetails]]]:
+        """Every face in every collection that matches a face of the probe: (probe hash, threshold, matches)."""
+        limit = self.engine.analyser.threshold(threshold)
+        loaded, faces = self.engine.analyser.analyse_or_fail(probe)
+        collection_ids = sorted(self.engine.catalog.collection_names())
+        # Exhaustive: an access or erasure request must find every face, whatever index a collection has.
+        results = self.engine.find(faces, range(len(faces)), collection_ids, ACCESS_TOP_K, limit, exhaustive=True)
+        best: dict[int, float] = {}
+        for result in results:
+            for match in result.matches:
+                best[match.face_id] = min(best.get(match.face_id, match.distance), match.distance)
+        details = self.engine.catalog.face_details(best)
+        ordered = sorted((best[face_id], details[face_id]) for face_id in details)
+        return loaded.content_id, limit, ordered
+
+    def access(self, probe: ImageSource, actor: Actor, reference: str, threshold: float | None = None) -> AccessReport:
+        """Everything held about the person in ``probe``; the probe itself is never stored."""
+        stated = require_purpose(reference, "subject access request")
+        probe_hash, limit, matches = self.matching_faces(probe, threshold)
+        held = [
+            HeldImage(
+                face_id=d.face_id,
+                image_id=d.image_id,
+                distance=distance,
+                collection=d.collection,
+                purpose=d.collection_purpose,
+                lawful_basis=d.lawful_basis,
+                source=d.image_path,
+                box=d.box,
+                ingested_at=d.ingested_at,
+                delete_by=d.delete_by,
+            )
+            for distance, d in matches
+        ]
+        self.engine.catalog.audit.record(
+            AccessRequestEvent(
+                actor=actor,
+                purpose=stated,
+                probe_sha256=probe_hash,
+                match_count=len(held),
+                match_face_ids=[h.face_id for h in held],
+            )
+        )
+        return AccessReport(stated, self.engine.clock(), probe_hash, limit, held)
+
+    def erase(
+        self,
+        actor: Actor,
+        reference: str,
+        *,
+        probe: ImageSource | None = None,
+        face_ids: Sequence[int] = (),
+        image_ids: Sequence[int] = (),
+        threshold: float | None = None,
+        objection_agreement: str = "",
+    ) -> ErasureResult:
+        """Remove every derived byte of the person: faces, vectors, catalog rows (and images left without
+        faces), then shred the deleted bytes. With ``objection_agreement`` (where the person's explicit
+        agreement is recorded), the probe's template is kept, encrypted, so that ingest skips them."""
+        stated = require_purpose(reference, "erasure request")
+        if probe is None and not face_ids and not image_ids:
+            raise InvalidValueError("an erasure needs a probe photo, face ids or image ids")
+        if objection_agreement and probe is None:
+            raise InvalidValueError("an objection needs the probe photo whose template ingest must skip")
+        catalog = self.engine.catalog
+        probe_hash = ""
+        wanted = set(face_ids) | set(catalog.face_ids_of_images(image_ids))
+        if probe is not None:
+            probe_hash, _, matches = self.matching_faces(probe, threshold)
+            wanted |= {details.face_id for _, details in matches}
+        receipt, removals = catalog.erase_faces(
+            wanted,
+            actor.name,
+            stated,
+            lambda receipt: ErasureEvent(
+                actor=actor,
+                purpose=stated,
+                receipt_id=receipt.id,
+                requested_by="probe" if probe else "ids",
+                probe_sha256=probe_hash,
+                faces_removed=receipt.faces_removed,
+                images_removed=receipt.images_removed,
+                face_ids=receipt.face_ids,
+            ),
+        )
+        for collection_id, removal in removals.items():
+            self.engine.indexes.remove(collection_id, removal.face_ids, removal.generation)
+        self.engine.indexes.save()
+        catalog.shred_deleted_bytes()
+        self.engine.sweep_uploads()
+        objection_id = self._object(probe, actor, objection_agreement) if objection_agreement and probe else None
+        return ErasureResult(receipt, objection_id)
+
+    def _object(self, probe: ImageSource, actor: Actor, agreement: str) -> int:
+        _, faces = self.engine.analyser.analyse_or_fail(probe)
+        largest = max(faces, key=lambda f: f.detection.box.area)
+        sealed = self.engine.cipher(OBJECTIONS_COLLECTION_ID).seal_template(largest.embedding)
+        return self.engine.catalog.add_protected_template(
+            sealed,
+            agreement,
+            actor.name,
+            lambda template_id: ObjectionEvent(
+                actor=actor, protected_template_id=template_id, agreement_reference=agreement
+            ),
+        )

@@ -1,0 +1,172 @@
+"""What the engine returns: plain, frozen data that the CLI prints and the API will serialise."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from facesearch.core.records import Box
+
+
+def to_plain(value: Any) -> Any:
+    """A JSON-ready copy of a result (dataclasses, boxes, datetimes, tuples)."""
+    if isinstance(value, Box):
+        return value.as_list()
+    if hasattr(value, "__dataclass_fields__"):
+        return {key: to_plain(getattr(value, key)) for key in asdict(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [to_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): to_plain(item) for key, item in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    purpose: str
+    lawful_basis: str
+    biometric_condition: str
+    retention_days: int
+    created_at: datetime
+    image_count: int
+    face_count: int
+    oldest_item_at: datetime | None = None
+    people_allowed: bool = False
+
+    @property
+    def next_purge_at(self) -> datetime | None:
+        """When the oldest item falls out of the retention period (None while the collection is empty)."""
+        return None if self.oldest_item_at is None else self.oldest_item_at + timedelta(days=self.retention_days)
+
+
+@dataclass(frozen=True)
+class FaceInfo:
+    """A detected face as reported to a person: where it is and how sure the detector was."""
+
+    box: Box
+    score: float
+    landmarks: tuple[tuple[float, float], ...]
+    rotation: int
+
+
+@dataclass(frozen=True)
+class Match:
+    probe_face: int
+    """Index of the probe's face this match is for (faces are numbered from 0, best detection first)."""
+    distance: float
+    face_id: int
+    image_id: int
+    collection: str
+    image_path: str
+    content_id: str
+    box: Box
+    ingested_at: datetime
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    probe_face: int
+    box: Box
+    matches: list[Match]
+    score: float = 0.0
+    """The probe face's detection score."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    probe: str
+    threshold: float
+    top_k: int
+    faces_in_probe: int
+    results: list[ProbeResult]
+
+
+@dataclass(frozen=True)
+class Verification:
+    distance: float
+    threshold: float
+    match: bool
+    faces_in_a: int
+    faces_in_b: int
+    box_a: Box
+    box_b: Box
+    a_sha256: str = ""
+    b_sha256: str = ""
+    score_a: float = 0.0
+    """Detection score of the face compared in ``a`` (and ``b``)."""
+    score_b: float = 0.0
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    image: str
+    width: int
+    height: int
+    faces: list[FaceInfo]
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    files_seen: int = 0
+    images_added: int = 0
+    faces_added: int = 0
+    images_without_faces: int = 0
+    skipped_already_indexed: int = 0
+    failed: list[FailedFile] = field(default_factory=list)
+    faces_skipped_by_objection: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class UploadedImage:
+    name: str
+    image_id: int
+    content_id: str
+
+
+@dataclass(frozen=True)
+class UploadReport:
+    report: IngestReport
+    images: list[UploadedImage]
+    """Every upload that is held after the call (new or already held), by the name it was sent with."""
+
+
+@dataclass
+class PurgeReport:
+    at: datetime
+    by_collection: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Images and faces removed, per collection."""
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    name: str
+    images: int
+    faces: int
+    indexed_vectors: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    data_dir: str
+    catalog_url: str
+    collections: list[CollectionStats]
+    images: int
+    faces: int
+    data_bytes: int
+    template_views: int
+    """Views each new template of this data folder averages, fixed when the folder was made."""
+    template_recipes: list[str]
+    """How the templates held were made, as stored with each face (one recipe unless faces came from an older
+    facesearch)."""

@@ -1,0 +1,61 @@
+"""Finding a probe's faces in the galleries: each collection's index is asked, the hits within the threshold
+are merged, and each match is given its provenance (file, collection, box, when it was ingested)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from facesearch.core.records import AnalysedFace
+from facesearch.core.results import Match, ProbeResult
+from facesearch.store.catalog.store import Catalog
+from facesearch.store.consistency import CollectionIndexes
+from facesearch.vision.distance import is_match
+
+
+def find_matches(
+    catalog: Catalog,
+    indexes: CollectionIndexes,
+    faces: Sequence[AnalysedFace],
+    chosen: Sequence[int],
+    collection_ids: Sequence[int],
+    top_k: int,
+    threshold: float,
+    *,
+    exhaustive: bool = False,
+) -> list[ProbeResult]:
+    """The matches of each chosen face, nearest first, at most ``top_k`` each (no audit: callers record what
+    they did with them); ``exhaustive`` compares every face even in collections with an approximate index."""
+    queries = np.vstack([faces[i].embedding for i in chosen])
+    per_face: list[list[tuple[float, int]]] = [[] for _ in chosen]
+    for collection_id in collection_ids:
+        distances, ids = indexes.index(collection_id).search(queries, top_k, exhaustive=exhaustive)
+        for row, hits in enumerate(per_face):
+            hits.extend(
+                (float(d), int(i))
+                for d, i in zip(distances[row], ids[row], strict=True)
+                if i >= 0 and is_match(float(d), threshold)
+            )
+    best = [sorted(hits)[:top_k] for hits in per_face]
+    details = catalog.face_details(i for hits in best for _, i in hits)
+    results = []
+    for position, hits in zip(chosen, best, strict=True):
+        matches = [
+            Match(
+                probe_face=position,
+                distance=round(distance, 4),
+                face_id=face_id,
+                image_id=details[face_id].image_id,
+                collection=details[face_id].collection,
+                image_path=details[face_id].image_path,
+                content_id=details[face_id].content_id,
+                box=details[face_id].box,
+                ingested_at=details[face_id].ingested_at,
+            )
+            for distance, face_id in hits
+            if face_id in details
+        ]
+        detection = faces[position].detection
+        results.append(ProbeResult(position, detection.box, matches, round(detection.score, 4)))
+    return results

@@ -1,0 +1,139 @@
+"""Reading and decoding image files: checks first, then upright RGB pixels at a size fit for detection."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from facesearch.core.errors import ImageError
+from facesearch.core.records import LoadedImage, RGBImage
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "PPM", "ICO")
+"""Pillow decoders facesearch lets open a file (JPEG covers camera MPO files, PPM covers PGM and PBM).
+Restricting the list keeps decoders that run external programs (EPS) or are rarely audited away from
+untrusted uploads."""
+
+_SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that turn the image a quarter
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+def content_id_of(data: bytes) -> str:
+    """An image file's identity in a collection: the sha256 of its bytes (the same photo is held once)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_image_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path``, refusing what cannot be an image facesearch should read."""
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise ImageError(f"{path}: is a folder, not an image; pass image files or use ingest on folders")
+        if size == 0:
+            raise ImageError(f"{path}: file is empty; re-copy it from its source")
+        if size > max_bytes:
+            raise ImageError(
+                f"{path}: file is {size:,} bytes, over the limit of {max_bytes:,}; "
+                "raise max_file_bytes if this photo is genuine"
+            )
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file; check the path") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied; make the file readable by this user") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot be read ({exc.strerror or exc}); check the disk and the path") from None
+
+
+def decode_image(data: bytes, *, name: str, max_pixels: int, max_side: int | None = None) -> LoadedImage:
+    """Decode ``data`` into upright RGB pixels, at most ``max_side`` on the longest side when given.
+
+    EXIF orientation is applied; grayscale, palette, alpha (composited on white), CMYK and 16-bit
+    images become 8-bit RGB; GIF and TIFF give their first frame. Large JPEGs are decoded at 1/2, 1/4
+    or 1/8 scale by the JPEG decoder itself, which is several times faster than decoding in full.
+    """
+    Image.init()  # registers every decoder named in ACCEPTED_FORMATS (idempotent)
+    with warnings.catch_warnings():
+        # Pillow's own bomb check uses a process-wide limit; facesearch checks its own setting below.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+        except UnidentifiedImageError:
+            raise ImageError(
+                f"{name}: not an image facesearch can read; use JPEG, PNG, WebP, GIF, BMP, TIFF or PGM/PPM"
+            ) from None
+        except Image.DecompressionBombError:
+            raise ImageError(f"{name}: image has too many pixels to decode safely; downscale it first") from None
+        except Exception as exc:  # Pillow raises many types for malformed headers
+            raise ImageError(f"{name}: image header is corrupt ({exc}); re-export the image") from None
+
+        stored_width, stored_height = image.size
+        if stored_width * stored_height > max_pixels:
+            raise ImageError(
+                f"{name}: {stored_width}x{stored_height} is {stored_width * stored_height:,} pixels, over the "
+                f"limit of {max_pixels:,}; downscale it or raise max_image_pixels"
+            )
+        orientation = _exif_orientation(image)
+        full_width, full_height = (
+            (stored_height, stored_width) if orientation in _SWAPS_AXES else (stored_width, stored_height)
+        )
+        if max_side and image.format in ("JPEG", "MPO") and max(image.size) > max_side:
+            factor = max_side / max(image.size)
+            image.draft("RGB", (math.ceil(stored_width * factor), math.ceil(stored_height * factor)))
+        try:
+            image.load()
+            upright = ImageOps.exif_transpose(image) if orientation > 1 else image
+            rgb = _to_rgb(upright)
+        except Exception as exc:
+            raise ImageError(
+                f"{name}: cannot decode image ({exc}); the file is truncated or corrupt, re-copy it from its source"
+            ) from None
+    if max_side and max(rgb.size) > max_side:
+        factor = max_side / max(rgb.size)
+        new_size = (max(1, round(rgb.width * factor)), max(1, round(rgb.height * factor)))
+        rgb = rgb.resize(new_size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    pixels: RGBImage = np.asarray(rgb, dtype=np.uint8)
+    return LoadedImage(
+        pixels=pixels,
+        content_id=content_id_of(data),
+        width=full_width,
+        height=full_height,
+        format=image.format or "unknown",
+        byte_size=len(data),
+        scale=full_width / pixels.shape[1],
+    )
+
+
+def load_image(path: Path, *, max_bytes: int, max_pixels: int, max_side: int | None = None) -> LoadedImage:
+    return decode_image(read_image_file(path, max_bytes), name=str(path), max_pixels=max_pixels, max_side=max_side)
+
+
+def _exif_orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not make the photo unusable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = float(values.max()) if values.size else 0.0
+        if mode == "F" and peak > 0:
+            values = values / peak * 255.0
+        elif peak > 255:
+            values = values / 257.0  # 16-bit samples
+        gray = np.clip(values, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB") if mode != "RGB" else image

@@ -1,0 +1,107 @@
+"""Lazy, once-per-process loading of the models a pipeline uses.
+
+The embedder is dlib's ResNet either way; ``embedder`` says how it runs: ``onnx`` (ONNX Runtime, the
+graph built from dlib's own weights and cached; about 6-14x faster here), ``dlib`` (dlib's own code), or
+``auto`` (ONNX, falling back to dlib with a warning when ONNX Runtime or the conversion fails). Both give
+the same templates (bench/embed_speed.py reports the largest difference), hence the same model name.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from facesearch.core.errors import DataFolderError
+from facesearch.core.settings import EmbedderChoice
+from facesearch.vision.models.base import FaceDetector, FaceEmbedder, FaceProposer, LandmarkModel
+
+_Model = TypeVar("_Model")
+log = logging.getLogger(__name__)
+
+
+class ModelSet:
+    """The detector, landmark model and embedder, each created on first use under a lock."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._choice = EmbedderChoice()
+
+    def configure(self, choice: EmbedderChoice) -> None:
+        """How the embedder runs; an embedder already loaded another way is dropped."""
+        with self._lock:
+            if choice != self._choice:
+                self._choice = choice
+                self._loaded.pop("embedder", None)
+
+    @property
+    def detector(self) -> FaceDetector:
+        from facesearch.vision.models.dlib_models import DlibHogDetector
+
+        return self._get("detector", lambda: DlibHogDetector(self._choice.cache_dir))
+
+    @property
+    def proposer(self) -> FaceProposer | None:
+        """YuNet, or None (with one warning) where it cannot run: detection then scans whole photos with HOG."""
+        return self._get("proposer", lambda: _make_proposer(self._choice.cache_dir))
+
+    @property
+    def landmarks(self) -> LandmarkModel:
+        from facesearch.vision.models.dlib_models import DlibFivePointLandmarks
+
+        return self._get("landmarks", DlibFivePointLandmarks)
+
+    @property
+    def embedder(self) -> FaceEmbedder:
+        return self._get("embedder", self._make_embedder)
+
+    def _make_embedder(self) -> FaceEmbedder:
+        from facesearch.vision.models.dlib_models import DlibResNetEmbedder
+        from facesearch.vision.models.onnx_resnet import FastEmbedderUnavailableError, load_fast_embedder
+
+        choice = self._choice
+        if choice.runtime == "dlib":
+            return DlibResNetEmbedder()
+        try:
+            return load_fast_embedder(cache_dir=choice.cache_dir, threads=choice.threads)
+        except FastEmbedderUnavailableError as problem:
+            if choice.runtime == "onnx":
+                raise DataFolderError(
+                    f"the ONNX embedder cannot run ({problem}); set FACESEARCH_EMBEDDER=dlib or auto"
+                ) from None
+            log.warning("ONNX embedder unavailable (%s); using dlib's, about 10x slower", problem)
+            return DlibResNetEmbedder()
+
+    def _get(self, role: str, factory: Callable[[], _Model]) -> _Model:
+        with self._lock:
+            if role not in self._loaded:
+                self._loaded[role] = factory()
+            model: _Model = self._loaded[role]
+            return model
+
+
+def _make_proposer(cache_dir: Path | None) -> FaceProposer | None:
+    from facesearch.vision.models.yunet import ProposerUnavailableError, YuNetProposer
+
+    try:
+        return YuNetProposer(cache_dir=cache_dir)
+    except ProposerUnavailableError as problem:
+        log.warning("face proposals unavailable (%s); detection scans whole photos, several times slower", problem)
+        return None
+
+
+@cache
+def shared_models() -> ModelSet:
+    """The process's one model set (models inside it still load only when first used)."""
+    return ModelSet()
+
+
+def configured_models(choice: EmbedderChoice) -> ModelSet:
+    """The process's model set, its embedder running as ``choice`` says."""
+    models = shared_models()
+    models.configure(choice)
+    return models
