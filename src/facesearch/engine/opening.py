@@ -33,6 +33,7 @@ def create_catalog(settings: Settings) -> tuple[Catalog, MasterKey]:
             f"cannot create data folder {settings.data_dir} ({exc.strerror}); choose another"
         ) from None
     catalog = Catalog.create(settings.catalog_url)
+    _finish_owed_scrub(catalog)
     if catalog.meta(KEY_CHECK) is None:
         catalog.set_meta(TEMPLATE_VIEWS_KEY, str(settings.template_views))
     _key_audit_chain(catalog, master_key)
@@ -49,6 +50,7 @@ def open_catalog(settings: Settings) -> tuple[Catalog, MasterKey]:
     master_key = MasterKey.load(settings.master_key, settings.master_key_file, settings.data_dir)
     _check_key_before_opening(settings, master_key)
     catalog = Catalog.open(settings.catalog_url)
+    _finish_owed_scrub(catalog)
     if catalog.meta(KEY_CHECK) is None:
         catalog.close()
         raise DataFolderError(f"{settings.data_dir} has no master key check; it was not made by 'facesearch init'")
@@ -58,6 +60,16 @@ def open_catalog(settings: Settings) -> tuple[Catalog, MasterKey]:
         catalog.close()
         raise
     return catalog, master_key
+
+
+def _finish_owed_scrub(catalog: Catalog) -> None:
+    """Before anything else: shred what a process killed after deleting personal data left behind. If another
+    process keeps the catalog busy, opening goes on and the next open tries again."""
+    try:
+        if catalog.finish_owed_scrub():
+            logging.getLogger(__name__).info("finished shredding the bytes an interrupted deletion left behind")
+    except DataFolderError as busy:
+        logging.getLogger(__name__).warning("%s: the deleted bytes will be shredded on a later open", busy.message)
 
 
 def _key_audit_chain(catalog: Catalog, master_key: MasterKey) -> None:
