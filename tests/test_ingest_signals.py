@@ -17,8 +17,10 @@ import pytest
 
 import facesearch
 from conftest import FIXTURES
+from facesearch.core.errors import StoppedError
 from facesearch.core.settings import Settings
 from facesearch.engine.engine import Engine
+from facesearch.engine.worker_lifetime import stop_signals
 from facesearch.safeguards.vault import generate_master_key
 from test_cli import CREATE
 
@@ -137,3 +139,54 @@ def test_killing_an_ingest_ends_its_workers_and_a_rerun_completes(tmp_path: Path
         images, faces = engine.catalog.counts()
         assert images == COPIES and faces >= COPIES
         assert len(engine.indexes.index(engine.catalog.collection_id("news"))) == faces
+
+
+ORPHANED_WORKER = """
+import subprocess, sys, time
+child = '''
+import sys, time
+from facesearch.engine import worker_lifetime
+worker_lifetime._kill_me_when_parent_dies = lambda: None  # as where prctl is missing: the watchdog alone
+worker_lifetime.die_with_parent(int(sys.argv[1]))
+print("ready", flush=True)
+time.sleep(120)
+'''
+import os
+worker = subprocess.Popen([sys.executable, "-c", child, str(os.getpid())], stdout=subprocess.PIPE, text=True)
+assert worker.stdout.readline() == "ready\\n"
+print(worker.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_without_prctl_a_worker_watching_its_parent_still_dies_with_it() -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(facesearch.__file__).parents[1])}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHANED_WORKER], env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+        assert sorted(process_group(parent.pid)) == sorted([parent.pid, worker])
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + GONE_WITHIN_SECONDS
+        while process_group(parent.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process_group(parent.pid) == []
+    finally:
+        for pid in process_group(parent.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(("number", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_is_noted_and_raised_between_steps(number: signal.Signals, exit_code: int) -> None:
+    before = signal.getsignal(number)
+    with stop_signals() as stop:
+        stop.check()
+        os.kill(os.getpid(), number)
+        time.sleep(0.05)  # the handler runs at the next bytecode: the process is neither killed nor interrupted
+        with pytest.raises(StoppedError, match=f"stopped by {number.name}") as stopped:
+            stop.check()
+    assert stopped.value.exit_code == exit_code
+    assert signal.getsignal(number) == before  # the usual effect is back once the ingest is over
