@@ -33,10 +33,10 @@ def create_catalog(settings: Settings) -> tuple[Catalog, MasterKey]:
             f"cannot create data folder {settings.data_dir} ({exc.strerror}); choose another"
         ) from None
     catalog = Catalog.create(settings.catalog_url)
-    _finish_owed_scrub(catalog)
     if catalog.meta(KEY_CHECK) is None:
         catalog.set_meta(TEMPLATE_VIEWS_KEY, str(settings.template_views))
     _key_audit_chain(catalog, master_key)
+    _finish_owed_scrub(catalog)
     return catalog, master_key
 
 
@@ -50,12 +50,12 @@ def open_catalog(settings: Settings) -> tuple[Catalog, MasterKey]:
     master_key = MasterKey.load(settings.master_key, settings.master_key_file, settings.data_dir)
     _check_key_before_opening(settings, master_key)
     catalog = Catalog.open(settings.catalog_url)
-    _finish_owed_scrub(catalog)
     if catalog.meta(KEY_CHECK) is None:
         catalog.close()
         raise DataFolderError(f"{settings.data_dir} has no master key check; it was not made by 'facesearch init'")
     try:
         _key_audit_chain(catalog, master_key)
+        _finish_owed_scrub(catalog)
     except Exception:
         catalog.close()
         raise
@@ -63,8 +63,9 @@ def open_catalog(settings: Settings) -> tuple[Catalog, MasterKey]:
 
 
 def _finish_owed_scrub(catalog: Catalog) -> None:
-    """Before anything else: shred what a process killed after deleting personal data left behind. If another
-    process keeps the catalog busy, opening goes on and the next open tries again."""
+    """Once the key is known to be right, before anything else is done: shred what a process killed after
+    deleting personal data left behind. If another process keeps the catalog busy, opening goes on and the
+    next open tries again."""
     try:
         if catalog.finish_owed_scrub():
             logging.getLogger(__name__).info("finished shredding the bytes an interrupted deletion left behind")
