@@ -20,6 +20,7 @@ from conftest import FIXTURES
 from facesearch.core.errors import StoppedError
 from facesearch.core.settings import Settings
 from facesearch.engine.engine import Engine
+from facesearch.engine.ingest import run_tasks, task_for
 from facesearch.engine.worker_lifetime import stop_signals
 from facesearch.safeguards.vault import generate_master_key
 from test_cli import CREATE
@@ -190,3 +191,14 @@ def test_a_stop_signal_is_noted_and_raised_between_steps(number: signal.Signals,
             stop.check()
     assert stopped.value.exit_code == exit_code
     assert signal.getsignal(number) == before  # the usual effect is back once the ingest is over
+
+
+def test_an_ingest_left_early_restores_the_signal_handlers_when_closed(tmp_path: Path) -> None:
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("not an image")
+    before = signal.getsignal(signal.SIGINT)
+    outcomes = run_tasks([task_for(not_an_image, Settings())] * 2, workers=1)
+    assert next(outcomes).error is not None
+    assert signal.getsignal(signal.SIGINT) != before  # noted, not acted on, while the ingest runs
+    outcomes.close()
+    assert signal.getsignal(signal.SIGINT) == before

@@ -5,7 +5,7 @@ the tasks and writes the results). Workers import this module and nothing above 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,9 +83,10 @@ def analyse_file(task: FileTask) -> FileOutcome:
     return FileOutcome(task.path, image, None)
 
 
-def run_tasks(tasks: Iterable[FileTask], workers: int) -> Iterator[FileOutcome]:
+def run_tasks(tasks: Iterable[FileTask], workers: int) -> Generator[FileOutcome, None, None]:
     """Outcomes of ``tasks`` (in completion order), in this process or in ``workers`` processes. A SIGTERM or
-    SIGINT stops it between files with ``StoppedError`` (``worker_lifetime.py``)."""
+    SIGINT stops it between files with ``StoppedError`` (``worker_lifetime.py``); the caller closes it when it
+    stops early, so that the workers end and the signal handlers return at once."""
     with stop_signals() as stop:
         if workers <= 1:
             for task in tasks:
