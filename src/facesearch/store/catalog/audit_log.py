@@ -4,6 +4,7 @@ and the chain, keyed by the master key: the log appends and verifies only once i
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -150,7 +151,7 @@ def _entry_problem(chain: AuditChain, row: AuditRow, expected_seq: int, expected
     recomputed = chain.entry_digest(
         row.seq, row.at, row.actor, row.actor_kind, row.action, row.purpose, row.collection, row.details, row.prev_hash
     )
-    if recomputed != row.hash:
+    if not hmac.compare_digest(recomputed, row.hash):
         kind = "its keyed MAC (only the master key makes one)" if chain.is_keyed(row.seq) else "its hash"
         return f"entry {row.seq} was edited after it was written (its content no longer matches {kind})"
     return ""
@@ -158,7 +159,11 @@ def _entry_problem(chain: AuditChain, row: AuditRow, expected_seq: int, expected
 
 def _head_problem(chain: AuditChain, head_value: str, count: int, last_digest: str) -> str:
     parts = head_value.split(":")
-    if len(parts) != 3 or not parts[0].isdigit() or parts[2] != chain.head_mac(int(parts[0]), parts[1]):
+    if (
+        len(parts) != 3
+        or not parts[0].isdigit()
+        or not hmac.compare_digest(parts[2], chain.head_mac(int(parts[0]), parts[1]))
+    ):
         return (
             f"the log's recorded head is missing or not MACed with this data folder's key (the log has {count} "
             "entries): the head was rewritten, so entries may have been removed from the end"
