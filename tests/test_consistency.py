@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+import facesearch
 from conftest import ACTOR, PURPOSE, news_spec
 from facesearch.core.records import AnalysedFace, Box, DetectedFace, NewImage
 from facesearch.core.settings import Settings
@@ -130,7 +131,10 @@ def test_a_process_killed_between_catalog_and_index_loses_nothing(
     photos = [paths[0] for paths in identity_files.values()]
     result = subprocess.run(
         [sys.executable, "-c", CRASHING_INGEST, str(settings.data_dir), settings.master_key, *map(str, photos)],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(Path(facesearch.__file__).parents[1]), str(Path(__file__).parent)]),
+        },
         capture_output=True,
         check=False,
     )

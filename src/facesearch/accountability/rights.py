@@ -51,6 +51,12 @@ class ErasureResult:
     objection_id: int | None = None
 
 
+def closest_first(distances: dict[int, float], details: dict[int, FaceDetails]) -> list[tuple[float, FaceDetails]]:
+    """(distance, details) of each face with details, closest first; ties (the same photo held in two
+    collections) in face id order, so that records, which do not compare, are never compared."""
+    return sorted(((distances[face_id], details[face_id]) for face_id in details), key=lambda m: (m[0], m[1].face_id))
+
+
 class SubjectRights:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -68,9 +74,7 @@ class SubjectRights:
         for result in results:
             for match in result.matches:
                 best[match.face_id] = min(best.get(match.face_id, match.distance), match.distance)
-        details = self.engine.catalog.face_details(best)
-        ordered = sorted((best[face_id], details[face_id]) for face_id in details)
-        return loaded.content_id, limit, ordered
+        return loaded.content_id, limit, closest_first(best, self.engine.catalog.face_details(best))
 
     def access(self, probe: ImageSource, actor: Actor, reference: str, threshold: float | None = None) -> AccessReport:
         """Everything held about the person in ``probe``; the probe itself is never stored."""

@@ -178,6 +178,7 @@ class Subjects:
             row = session.get(SubjectRow, subject_id)
             if row is not None:
                 session.delete(row)
+                self.engine.catalog.owe_scrub(session)
             event = SubjectEvent(
                 actor=actor,
                 purpose=stated,

@@ -41,7 +41,8 @@ Exit codes:
   8  data folder missing, not initialised or unusable, or wrong master key
   9  refused: no purpose stated where one is required
   10 the audit log's hash chain is broken (the first broken entry is named)
-  11 invalid or revoked API key"""
+  11 invalid or revoked API key
+  130, 143 stopped by Ctrl-C (SIGINT) or SIGTERM; what was committed stays"""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)

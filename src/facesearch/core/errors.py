@@ -117,5 +117,18 @@ class RateLimitedError(FacesearchError):
         self.retry_after = retry_after
 
 
+class StoppedError(FacesearchError):
+    """A signal (SIGTERM, SIGINT) stopped a long run between two steps; what was committed stays. The exit code is
+    128 + the signal's number, as a shell reports a process the signal killed (143 for SIGTERM, 130 for SIGINT)."""
+
+    exit_code = 143
+    http_status = 503
+    code = "stopped"
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
+
+
 # Exit code 7 is the CLI's "ingest finished, but some files failed" (see cli/main.py); it is not an error.
 INGEST_PARTIAL_EXIT_CODE = 7

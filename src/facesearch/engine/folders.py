@@ -62,8 +62,9 @@ def ingest_folders(
                 yield task_for(path, settings, workers)
 
     batch: list[NewImage] = []
+    outcomes = run_tasks(tasks(), workers)
     try:
-        for outcome in run_tasks(tasks(), workers):
+        for outcome in outcomes:
             if outcome.image is None:
                 report.failed.append(FailedFile(str(outcome.path), outcome.error or "unknown error"))
             else:
@@ -73,6 +74,7 @@ def ingest_folders(
                 writer.write(batch)
         writer.write(batch)
     finally:
+        outcomes.close()  # on an error, the workers end and the signal handlers return now, not when collected
         progress.finish()
         report.seconds = time.perf_counter() - started
     return report

@@ -5,7 +5,7 @@ the tasks and writes the results). Workers import this module and nothing above 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +14,15 @@ from facesearch.core.errors import FacesearchError
 from facesearch.core.records import NewImage
 from facesearch.core.settings import EmbedderChoice, Settings
 from facesearch.engine.lean_spawn import LeanSpawnContext
+from facesearch.engine.worker_lifetime import StopRequest, die_with_parent, stop_signals
 from facesearch.vision.imaging import decode_image, read_image_file
 from facesearch.vision.models.registry import configured_models
 from facesearch.vision.pipeline import AnalysisOptions, analyse_image
 from facesearch.vision.templates import template_recipe
 
 IN_FLIGHT_PER_WORKER = 4
+STOP_CHECK_SECONDS = 0.5
+"""How long the ingest waits on its workers before it looks again for a stop signal."""
 
 
 @dataclass(frozen=True)
@@ -80,27 +83,59 @@ def analyse_file(task: FileTask) -> FileOutcome:
     return FileOutcome(task.path, image, None)
 
 
-def run_tasks(tasks: Iterable[FileTask], workers: int) -> Iterator[FileOutcome]:
-    """Outcomes of ``tasks`` (in completion order), in this process or in ``workers`` processes."""
-    if workers <= 1:
-        yield from map(analyse_file, tasks)
-        return
-    # spawn, not fork: forking a process that holds faiss/OpenMP threads can deadlock the child; and a lean
-    # spawn, whose workers do not re-import the parent's main module (lean_spawn.py).
-    with ProcessPoolExecutor(max_workers=workers, mp_context=LeanSpawnContext()) as pool:
-        pending: set[Future[FileOutcome]] = set()
-        try:
+def run_tasks(tasks: Iterable[FileTask], workers: int) -> Generator[FileOutcome, None, None]:
+    """Outcomes of ``tasks`` (in completion order), in this process or in ``workers`` processes. A SIGTERM or
+    SIGINT stops it between files with ``StoppedError`` (``worker_lifetime.py``); the caller closes it when it
+    stops early, so that the workers end and the signal handlers return at once."""
+    with stop_signals() as stop:
+        if workers <= 1:
             for task in tasks:
-                if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    yield from (future.result() for future in done)
-                pending.add(pool.submit(analyse_file, task))
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                yield from (future.result() for future in done)
-        finally:
+                stop.check()
+                yield analyse_file(task)
+            return
+        yield from _run_in_pool(tasks, workers, stop)
+
+
+def _run_in_pool(tasks: Iterable[FileTask], workers: int, stop: StopRequest) -> Iterator[FileOutcome]:
+    # spawn, not fork: forking a process that holds faiss/OpenMP threads can deadlock the child; and a lean
+    # spawn, whose workers do not re-import the parent's main module (lean_spawn.py). Each worker dies with
+    # this process, however it ends (worker_lifetime.py).
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=LeanSpawnContext(),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )
+    pending: set[Future[FileOutcome]] = set()
+    finished = False
+
+    def completed() -> Iterator[FileOutcome]:
+        nonlocal pending
+        done, pending = wait(pending, timeout=STOP_CHECK_SECONDS, return_when=FIRST_COMPLETED)
+        stop.check()
+        return (future.result() for future in done)
+
+    try:
+        for task in tasks:
+            while len(pending) >= workers * IN_FLIGHT_PER_WORKER:
+                yield from completed()
+            stop.check()
+            pending.add(pool.submit(analyse_file, task))
+        while pending:
+            yield from completed()
+        finished = True
+    finally:
+        if not finished:  # stopped, failed or abandoned: do not wait for the files the workers are analysing
             for future in pending:
                 future.cancel()
+            _terminate_workers(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    # ProcessPoolExecutor.terminate_workers() arrives in Python 3.14; until then its process table.
+    for process in list((pool._processes or {}).values()):
+        process.terminate()
 
 
 class Progress:

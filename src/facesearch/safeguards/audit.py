@@ -1,12 +1,19 @@
 """What the audit log records and how its entries are chained: every action on faces is a typed event, and
-each entry's hash covers its content and the hash of the entry before it.
+each entry's digest covers its content and the digest of the entry before it.
 
-Each entry stores the sha256 of the entry before it and its own hash over its content, so deleting,
-reordering or editing any entry breaks the chain at that entry, and the log's ``verify`` names it. The head
-(last sequence number and hash) is kept beside the entries in the same transaction, so dropping entries from
-the end is detected too. Someone able to rewrite the whole database could recompute every hash: to
-guard against that, copy the head that ``verify`` prints somewhere else (a ticket, an email) from time
-to time; a later verify shows whether the chain still leads to it.
+Each entry stores the digest of the entry before it and its own digest over its content, so deleting,
+reordering or editing any entry breaks the chain at that entry, and the log's ``verify`` names it. The
+digest is an HMAC-SHA256 under a key derived from the master key (``vault.MasterKey.audit_mac_key``), so
+whoever holds the database but not the master key cannot recompute it after an edit. The head (last
+sequence number and digest, itself MACed) is kept beside the entries in the same transaction, so dropping
+entries from the end and rewriting the head is detected too.
+
+Data folders made before the chain was keyed hold entries chained with plain sha256; they keep verifying as
+they are. The first keyed entry (the master key's check in the catalog records its number) is the audited
+switch, whose MAC covers the last plain entry's hash, so the plain entries before it cannot be rewritten
+either without the key. Whoever holds the master key as well as the database can still rewrite everything:
+copy the head that ``verify`` prints somewhere else now and then; a later verify shows whether the chain
+still leads to it.
 
 The log itself (appending inside the catalog's transactions, reading, verifying) is
 ``store/catalog/audit_log.py``: the catalog writes an action and its event in one transaction, so the events
@@ -18,6 +25,7 @@ Events hold ids, counts and hashes, never an image, a thumbnail or a template.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -48,6 +56,9 @@ class Actor:
 
 
 RETENTION_ACTOR = Actor("facesearch retention", ActorKind.SYSTEM)
+AUDIT_ACTOR = Actor("facesearch audit", ActorKind.SYSTEM)
+AUDIT_KEYED_CHANGE = "audit-chain-keyed"
+"""The configuration change recorded as the first keyed entry of a data folder made before the chain was keyed."""
 
 
 class Action(StrEnum):
@@ -221,8 +232,45 @@ def entry_hash(
     details: str,
     prev_hash: str,
 ) -> str:
+    """The plain sha256 digest of entries written before the chain was keyed (see ``AuditChain``)."""
     content = [seq, at, actor, actor_kind, action, purpose, collection, details, prev_hash]
     return hashlib.sha256(canonical(content).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditChain:
+    """How a data folder's entries are digested: HMAC-SHA256 under ``mac_key`` from entry ``keyed_from`` on,
+    plain sha256 before it (entries written before the chain was keyed)."""
+
+    mac_key: bytes = field(repr=False)
+    keyed_from: int
+
+    def is_keyed(self, seq: int) -> bool:
+        return seq >= self.keyed_from
+
+    def entry_digest(
+        self,
+        seq: int,
+        at: str,
+        actor: str,
+        actor_kind: str,
+        action: str,
+        purpose: str,
+        collection: str,
+        details: str,
+        prev_hash: str,
+    ) -> str:
+        if not self.is_keyed(seq):
+            return entry_hash(seq, at, actor, actor_kind, action, purpose, collection, details, prev_hash)
+        content = canonical(["entry", seq, at, actor, actor_kind, action, purpose, collection, details, prev_hash])
+        return hmac.new(self.mac_key, content.encode(), hashlib.sha256).hexdigest()
+
+    def head_mac(self, seq: int, digest: str) -> str:
+        """The MAC of the head (last sequence number and digest), so that the head cannot be moved back."""
+        return hmac.new(self.mac_key, canonical(["head", seq, digest]).encode(), hashlib.sha256).hexdigest()
+
+    def head_value(self, seq: int, digest: str) -> str:
+        return f"{seq}:{digest}:{self.head_mac(seq, digest)}"
 
 
 def event_types() -> Sequence[type[Event]]:

@@ -6,6 +6,9 @@ data folder is refused. Collection keys are stored only wrapped (encrypted) by t
 deleting a collection's wrapped key makes everything encrypted under it unreadable (crypto-shredding).
 Every ciphertext is bound to what it belongs to by its associated data (collection id and purpose of
 the blob), so a blob moved to another row or collection does not decrypt.
+
+The master key also keys the audit log's chain (``audit_mac_key``, derived with HKDF under its own label), and
+the value that checks the key records from which entry on that chain is keyed: only the master key makes one.
 """
 
 from __future__ import annotations
@@ -20,13 +23,18 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from facesearch.core.errors import DataFolderError, InvalidValueError
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _KEY_CHECK_PLAINTEXT = b"facesearch master key check v1"
+"""The check of data folders made before the audit chain was keyed."""
+_KEYED_CHECK_PREFIX = b"facesearch master key check v2; audit chain keyed from entry "
+_AUDIT_MAC_LABEL = b"facesearch audit chain mac v1"
 TEMPLATE_DTYPE = np.dtype("<f4")
 
 
@@ -83,19 +91,29 @@ class MasterKey:
             raise DataFolderError(f"cannot read master key file {path} ({exc.strerror}); check the path") from None
         return cls.parse(text, str(path))
 
-    def key_check(self) -> bytes:
-        """A value stored in the catalog so that opening it with another key fails before anything changes."""
-        return _seal(self._key, _KEY_CHECK_PLAINTEXT, b"key-check")
+    def key_check(self, audit_keyed_from: int) -> bytes:
+        """A value stored in the catalog so that opening it with another key fails before anything changes;
+        it records the first audit entry whose chain is keyed (``audit_mac_key``), which only this key can."""
+        return _seal(self._key, _KEYED_CHECK_PREFIX + str(audit_keyed_from).encode(), b"key-check")
 
-    def verify(self, check: bytes) -> None:
+    def verify(self, check: bytes) -> int | None:
+        """Fail unless ``check`` was made with this key; return the first keyed audit entry it records (None for
+        a data folder made before the audit chain was keyed)."""
         try:
-            if _open(self._key, check, b"key-check") == _KEY_CHECK_PLAINTEXT:
-                return
+            plaintext = _open(self._key, check, b"key-check")
         except InvalidTag:
-            pass
+            plaintext = b""
+        if plaintext == _KEY_CHECK_PLAINTEXT:
+            return None
+        if plaintext.startswith(_KEYED_CHECK_PREFIX) and plaintext[len(_KEYED_CHECK_PREFIX) :].isdigit():
+            return int(plaintext[len(_KEYED_CHECK_PREFIX) :])
         raise DataFolderError(
             "the master key does not open this data folder; use the key it was created with (nothing was changed)"
         )
+
+    def audit_mac_key(self) -> bytes:
+        """The key of the audit log's chain: derived, so that it is never the key that wraps collection keys."""
+        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_AUDIT_MAC_LABEL).derive(self._key)
 
     def new_collection_key(self, collection_name: str) -> bytes:
         """A fresh collection key, returned wrapped (only the wrapped form is ever stored)."""

@@ -1,10 +1,12 @@
 """The audit log's storage: entries appended in the caller's transaction (so an action and its record commit
-together), read back with filters, and the whole hash chain verified (``safeguards/audit.py`` defines the events
-and the chain)."""
+together), read back with filters, and the whole chain verified (``safeguards/audit.py`` defines the events
+and the chain, keyed by the master key: the log appends and verifies only once it is given the chain)."""
 
 from __future__ import annotations
 
+import hmac
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from facesearch.safeguards.audit import GENESIS, Action, AuditEntry, ChainCheck, Event, canonical, entry_hash
+from facesearch.core.errors import DataFolderError
+from facesearch.safeguards.audit import GENESIS, Action, AuditChain, AuditEntry, ChainCheck, Event, canonical
 from facesearch.store.catalog.schema import AuditRow, MetaRow
 
 HEAD_KEY = "audit_head"
@@ -21,9 +24,40 @@ HEAD_KEY = "audit_head"
 class AuditLog:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        self._chain: AuditChain | None = None
+
+    def use_chain(self, chain: AuditChain) -> None:
+        """Digest and verify entries with ``chain`` (set when the data folder is opened with its master key)."""
+        self._chain = chain
+
+    @property
+    def chain(self) -> AuditChain:
+        if self._chain is None:
+            raise DataFolderError("the audit log was opened without the master key; open the data folder with it")
+        return self._chain
+
+    def start_keyed_chain(
+        self, mac_key: bytes, check_key: str, key_check: Callable[[int], str], switch: Callable[[int], Event]
+    ) -> AuditChain:
+        """Key the chain from the next entry on, in one transaction: the meta row ``check_key`` gets
+        ``key_check(first keyed entry)``, and a log that already has entries gets the ``switch`` event as that
+        first keyed entry (its MAC covers the last plain entry's hash); the head is MACed."""
+        with self._sessions.begin() as session:
+            head = session.get(MetaRow, HEAD_KEY)
+            last = 0 if head is None else _parse_head(head.value)[0]
+            chain = AuditChain(mac_key, last + 1)
+            session.merge(MetaRow(key=check_key, value=key_check(chain.keyed_from)))
+            if head is None:
+                session.add(MetaRow(key=HEAD_KEY, value=chain.head_value(0, GENESIS)))
+            else:
+                self._append(session, chain, switch(chain.keyed_from), None)
+        return chain
 
     def append(self, session: Session, event: Event, now: datetime | None = None) -> AuditEntry:
         """Append ``event`` inside the caller's transaction (so the action and its record commit together)."""
+        return self._append(session, self.chain, event, now)
+
+    def _append(self, session: Session, chain: AuditChain, event: Event, now: datetime | None) -> AuditEntry:
         head = session.get(MetaRow, HEAD_KEY)
         seq, prev_hash = (0, GENESIS) if head is None else _parse_head(head.value)
         at = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
@@ -39,12 +73,12 @@ class AuditLog:
             "details": details,
             "prev_hash": prev_hash,
         }
-        digest = entry_hash(**values)
+        digest = chain.entry_digest(**values)
         session.add(AuditRow(**values, hash=digest))
         if head is None:
-            session.add(MetaRow(key=HEAD_KEY, value=f"{seq + 1}:{digest}"))
+            session.add(MetaRow(key=HEAD_KEY, value=chain.head_value(seq + 1, digest)))
         else:
-            head.value = f"{seq + 1}:{digest}"
+            head.value = chain.head_value(seq + 1, digest)
         session.flush()
         return _entry(AuditRow(**values, hash=digest))
 
@@ -84,25 +118,21 @@ class AuditLog:
             return [_entry(row) for row in session.scalars(query.limit(limit).offset(offset))]
 
     def verify(self) -> ChainCheck:
-        """Walk the chain from the first entry; report the first one that does not fit."""
+        """Walk the chain from the first entry; report the first one that does not fit, or a head that is not
+        the last entry's (entries removed from the end) or not MACed with this data folder's key."""
+        chain = self.chain
         expected_prev, expected_seq, count = GENESIS, 1, 0
         with self._sessions() as session:
             head = session.get(MetaRow, HEAD_KEY)
             for row in session.scalars(select(AuditRow).order_by(AuditRow.seq)).yield_per(1000):
-                problem = _entry_problem(row, expected_seq, expected_prev)
+                problem = _entry_problem(chain, row, expected_seq, expected_prev)
                 if problem:
                     return ChainCheck(False, count, expected_prev, expected_seq, problem)
                 expected_prev, expected_seq, count = row.hash, row.seq + 1, count + 1
-            head_value = head.value if head else f"0:{GENESIS}"
-        if head_value != f"{count}:{expected_prev}":
-            return ChainCheck(
-                False,
-                count,
-                expected_prev,
-                count + 1,
-                f"the log ends at entry {count} but its recorded head is entry {head_value.split(':')[0]}: "
-                "entries were removed from the end",
-            )
+            head_value = head.value if head else ""
+        problem = _head_problem(chain, head_value, count, expected_prev)
+        if problem:
+            return ChainCheck(False, count, expected_prev, count + 1, problem)
         return ChainCheck(True, count, expected_prev)
 
     def counts_by(self, action: Action, since: datetime | None, until: datetime | None) -> dict[str, int]:
@@ -113,21 +143,45 @@ class AuditLog:
         return counts
 
 
-def _entry_problem(row: AuditRow, expected_seq: int, expected_prev: str) -> str:
+def _entry_problem(chain: AuditChain, row: AuditRow, expected_seq: int, expected_prev: str) -> str:
     if row.seq != expected_seq:
         return f"entry {expected_seq} is missing (next entry found is {row.seq})"
     if row.prev_hash != expected_prev:
         return f"entry {row.seq} does not follow entry {row.seq - 1}: an entry was removed, reordered or edited"
-    recomputed = entry_hash(
+    recomputed = chain.entry_digest(
         row.seq, row.at, row.actor, row.actor_kind, row.action, row.purpose, row.collection, row.details, row.prev_hash
     )
-    if recomputed != row.hash:
-        return f"entry {row.seq} was edited after it was written (its content no longer matches its hash)"
+    if not hmac.compare_digest(recomputed, row.hash):
+        kind = "its keyed MAC (only the master key makes one)" if chain.is_keyed(row.seq) else "its hash"
+        return f"entry {row.seq} was edited after it was written (its content no longer matches {kind})"
+    return ""
+
+
+def _head_problem(chain: AuditChain, head_value: str, count: int, last_digest: str) -> str:
+    parts = head_value.split(":")
+    if (
+        len(parts) != 3
+        or not parts[0].isdigit()
+        or not hmac.compare_digest(parts[2], chain.head_mac(int(parts[0]), parts[1]))
+    ):
+        return (
+            f"the log's recorded head is missing or not MACed with this data folder's key (the log has {count} "
+            "entries): the head was rewritten, so entries may have been removed from the end"
+        )
+    if int(parts[0]) != count or parts[1] != last_digest:
+        return (
+            f"the log ends at entry {count} but its recorded head is entry {parts[0]}: "
+            "entries were removed from the end"
+        )
+    if count + 1 < chain.keyed_from:
+        return f"the log ends at entry {count} but its keyed chain starts at entry {chain.keyed_from}"
     return ""
 
 
 def _parse_head(value: str) -> tuple[int, str]:
-    seq, digest = value.split(":", 1)
+    """Sequence number and digest of the head: ``seq:digest:mac``, or ``seq:digest`` as written before the chain
+    was keyed."""
+    seq, digest = value.split(":")[:2]
     return int(seq), digest
 
 

@@ -40,6 +40,8 @@ from facesearch.store.catalog.schema import (
 Seal = Callable[[npt.NDArray[np.float32]], bytes]
 Unseal = Callable[[bytes], npt.NDArray[np.float32]]
 CONTENT_QUERY_CHUNK = 500
+SCRUB_OWED_KEY = "scrub_owed"
+"""Meta row present from the commit that deleted personal data until its bytes were shredded."""
 """Content ids per ``IN (...)`` query, well under SQLite's and PostgreSQL's limits on bound parameters."""
 
 
@@ -170,11 +172,30 @@ class Catalog:
         with self._sessions.begin() as session:
             session.merge(MetaRow(key=key, value=value))
 
+    @staticmethod
+    def owe_scrub(session: Session) -> None:
+        """Record, in the transaction that deletes personal data, that its bytes are still to be shredded:
+        if the process dies before ``shred_deleted_bytes``, the next open finishes it (``finish_owed_scrub``)."""
+        session.merge(MetaRow(key=SCRUB_OWED_KEY, value="1"))
+
     def shred_deleted_bytes(self) -> None:
         """Move every committed page out of SQLite's write-ahead log and truncate it, so that rows deleted
-        (and zeroed by ``secure_delete``) leave no older copy in the WAL file."""
-        if self._engine.dialect.name != "sqlite":
-            return
+        (and zeroed by ``secure_delete``) leave no older copy in the WAL file; then the owed scrub is done."""
+        if self._engine.dialect.name == "sqlite":
+            self._checkpoint()
+        with self._sessions.begin() as session:
+            owed = session.get(MetaRow, SCRUB_OWED_KEY)
+            if owed is not None:
+                session.delete(owed)
+
+    def finish_owed_scrub(self) -> bool:
+        """Shred what a process that died after deleting personal data left unshredded; True if one was owed."""
+        if self.meta(SCRUB_OWED_KEY) is None:
+            return False
+        self.shred_deleted_bytes()
+        return True
+
+    def _checkpoint(self) -> None:
         with self._engine.connect() as connection:
             for _ in range(50):
                 busy = connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).scalar()
@@ -215,6 +236,7 @@ class Catalog:
             session.execute(delete(FaceRow).where(FaceRow.collection_id == collection_id))
             session.execute(delete(ImageRow).where(ImageRow.collection_id == collection_id))
             session.delete(row)
+            self.owe_scrub(session)
             self.audit.append(session, audit)
         return collection_id
 
@@ -379,6 +401,7 @@ class Catalog:
             drop_empty_people(session, [collection_id])
             if removed:
                 collection.index_generation += 1
+            self.owe_scrub(session)
             if audit is not None:
                 self.audit.append(session, audit(len(removed), len(images)))
             generation = collection.index_generation
@@ -444,6 +467,7 @@ class Catalog:
                     },
                 )
             )
+            self.owe_scrub(session)
             self.audit.append(session, audit(receipt))
         removals = {
             collection_id: Removal(
