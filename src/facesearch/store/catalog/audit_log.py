@@ -5,6 +5,7 @@ and the chain)."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ HEAD_KEY = "audit_head"
 class AuditLog:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        self._appending = threading.Lock()  # one appender at a time in this process (the service's threads)
 
     def append(self, session: Session, event: Event, now: datetime | None = None) -> AuditEntry:
         """Append ``event`` inside the caller's transaction (so the action and its record commit together)."""
@@ -50,12 +52,13 @@ class AuditLog:
 
     def record(self, event: Event, now: datetime | None = None) -> AuditEntry:
         """Append ``event`` in a transaction of its own, retrying if another writer appended first."""
-        for _ in range(5):
-            try:
-                with self._sessions.begin() as session:
-                    return self.append(session, event, now)
-            except IntegrityError:
-                continue
+        with self._appending:
+            for _ in range(5):
+                try:
+                    with self._sessions.begin() as session:
+                        return self.append(session, event, now)
+                except IntegrityError:
+                    continue
         raise RuntimeError("could not append to the audit log after 5 attempts (too many concurrent writers)")
 
     def entries(
