@@ -3,24 +3,31 @@
 Builds a data folder in a temporary directory: one collection holding ``--gallery`` dev photos (default 150;
 the test fixtures where the dev set is absent), a search key and an ingest key, and starts ``facesearch serve``
 on it (from ``--src``, default this checkout's ``src``: point it at another checkout's to measure that one).
-Then, one after the other in the same run, for ``--seconds`` each (default 12):
+Then, in the same run, ``--rounds`` rounds (default 2) of these phases of ``--seconds`` each (default 8), the
+client counts in the opposite order from one round to the next, so that a change in the machine's load weighs
+on all of them alike:
 
 1. **1, 2 and 6 clients** (``--clients``), each a thread posting ``/v1/search`` again and again, a new request as
    soon as its last one is answered, with probe photos that are not in the gallery (the same fixed list, each
-   client starting at another place in it). Reported: searches answered per second, its ratio to 1 client,
-   p50 and p95 latency, errors;
+   client starting at another place in it). Reported: searches answered per second in each round, its ratio to
+   1 client in the same round and the median ratio, p50 and p95 latency over the rounds, errors;
 2. **searches during uploads**: one client searching as in 1 while another uploads photos one per request
    (``POST /v1/collections/.../images``, each photo re-encoded with a small crop, so that none is already held
-   and each is analysed and written), without pause. Reported: the searches' p50 and p95 against the 1-client
-   p50 ("idle"), and uploads per second.
+   and each is analysed and written), without pause. Reported: the searches' p50 and p95, the p50 against the
+   1-client p50 ("idle"), and uploads per second.
+
+With each phase, the server process's CPU time (``/proc``): the cores it kept busy, and its CPU time per search.
+Where other work takes cores, throughput ratios fall short of what the server does with free cores; the CPU
+time per search staying flat from 1 client to 2 and 6 says that concurrency costs it no extra work, and the
+cores busy how much of the machine it got.
 
 The server runs with the service's defaults (ONNX Runtime's threads on every core) and a search rate limit high
 enough not to refuse. The machine's load average is printed with the figures: on a shared machine other work
 takes cores too, and ratios read against it. Markdown on stdout, progress on stderr, ``--json PATH`` for the
-figures.
+figures. A default run takes about two minutes.
 
     python -m bench.serve_concurrency
-    python -m bench.serve_concurrency --seconds 20 --clients 1 2 4 6 --src ../main/src
+    python -m bench.serve_concurrency --rounds 3 --seconds 10 --clients 1 2 4 6 --src ../main/src
 """
 
 from __future__ import annotations
@@ -54,37 +61,46 @@ COLLECTION = "gallery"
 ADMIN = Actor("bench")
 PROBES = 24
 STARTUP_SECONDS = 120
+DURING_UPLOADS = "during uploads"
 
 
 @dataclass
 class Phase:
     name: str
     clients: int
+    round: int
     seconds: float
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     uploads: int = 0
+    server_cpu_seconds: float = 0.0
 
     @property
     def per_second(self) -> float:
         return len(self.latencies) / self.seconds
 
-    def percentile(self, share: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
-
 
 @dataclass(frozen=True)
 class Server:
     base: str
+    pid: int
     search_key: str
     ingest_key: str
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far, all its threads (Linux; 0 elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gallery", type=int, default=150, help="photos in the gallery (default 150)")
-    parser.add_argument("--seconds", type=float, default=12.0, help="length of each phase (default 12)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase (default 8)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of every phase (default 2)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 2, 6], help="client counts (default 1 2 6)")
     parser.add_argument("--data", type=Path, default=None, help="the dev set (default: ../shared/faces/dev)")
     parser.add_argument("--src", type=Path, default=REPO / "src", help="the facesearch sources to serve")
@@ -130,16 +146,20 @@ def _measure(
     uploads: Sequence[Path],
 ) -> list[Phase]:
     probe_bytes = [path.read_bytes() for path in probes]
-    with ServedProcess(args.src, data_dir, key_file) as base:
-        server = Server(base, search_key, ingest_key)
+    with ServedProcess(args.src, data_dir, key_file) as (base, pid):
+        server = Server(base, pid, search_key, ingest_key)
         _log("warming up")
-        _run(Phase("warm-up", 2, 3.0), server, probe_bytes)
+        _run(Phase("warm-up", 2, 0, 3.0), server, probe_bytes)
         phases = []
-        for clients in args.clients:
-            _log(f"{clients} client(s) searching for {args.seconds:.0f} s")
-            phases.append(_run(Phase(f"{clients} client(s)", clients, args.seconds), server, probe_bytes))
-        _log(f"1 client searching during uploads for {args.seconds:.0f} s")
-        phases.append(_run(Phase("during uploads", 1, args.seconds), server, probe_bytes, uploads))
+        for round_number in range(1, args.rounds + 1):
+            order = args.clients if round_number % 2 else list(reversed(args.clients))
+            for clients in order:
+                _log(f"round {round_number}: {clients} client(s) searching for {args.seconds:.0f} s")
+                phase = Phase(f"{clients} client(s)", clients, round_number, args.seconds)
+                phases.append(_run(phase, server, probe_bytes))
+            _log(f"round {round_number}: 1 client searching during uploads for {args.seconds:.0f} s")
+            phase = Phase(DURING_UPLOADS, 1, round_number, args.seconds)
+            phases.append(_run(phase, server, probe_bytes, uploads))
     return phases
 
 
@@ -184,7 +204,7 @@ def _run(phase: Phase, server: Server, probes: Sequence[bytes], uploads: Sequenc
     threads = [threading.Thread(target=search, args=(client,)) for client in range(phase.clients)]
     if uploads:
         threads.append(threading.Thread(target=upload))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), server.cpu_seconds()
     for thread in threads:
         thread.start()
     time.sleep(phase.seconds)
@@ -192,6 +212,7 @@ def _run(phase: Phase, server: Server, probes: Sequence[bytes], uploads: Sequenc
     for thread in threads:
         thread.join()
     phase.seconds = time.perf_counter() - started  # to the last answer: requests under way are counted
+    phase.server_cpu_seconds = server.cpu_seconds() - cpu
     return phase
 
 
@@ -212,7 +233,7 @@ class ServedProcess:
         self._src, self._data_dir, self._key_file = src, data_dir, key_file
         self._process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> str:
+    def __enter__(self) -> tuple[str, int]:
         import socket
 
         with socket.socket() as probe:
@@ -234,7 +255,7 @@ class ServedProcess:
                 raise RuntimeError(f"facesearch serve exited with {self._process.returncode}")
             try:
                 if httpx2.get(f"{base}/ready", timeout=2).status_code == 200:
-                    return base
+                    return base, self._process.pid
             except httpx2.HTTPError:
                 pass
             time.sleep(0.3)
@@ -248,31 +269,46 @@ class ServedProcess:
 
 def _report(phases: Sequence[Phase], args: argparse.Namespace, gallery: int) -> None:
     load = os.getloadavg()
-    single = next((p for p in phases if p.clients == 1 and p.name != "during uploads"), phases[0])
+    searching = [p for p in phases if p.name != DURING_UPLOADS]
+    during = [p for p in phases if p.name == DURING_UPLOADS]
+    rounds = range(1, args.rounds + 1)
+    rate = {(p.round, p.clients): p.per_second for p in searching}
+    base = min(args.clients)
     print(
-        f"Server from `{args.src}`; gallery of {gallery} photos; {os.cpu_count()} cores; {args.seconds:.0f} s a phase"
+        f"Server from `{args.src}`; gallery of {gallery} photos; {os.cpu_count()} cores; {args.rounds} rounds "
+        f"of {args.seconds:.0f} s a phase; load average after the run {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n"
     )
-    print(f"Load average after the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
-    print("| clients | searches/s | against 1 client | p50 | p95 | errors |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for phase in phases:
-        if phase.name == "during uploads":
-            continue
+    print(
+        f"| clients | searches/s per round | against {base} client(s), per round | median | p50 | p95 "
+        "| server cores busy | server CPU per search | errors |"
+    )
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    idle: list[float] = []
+    for clients in args.clients:
+        mine = [p for p in searching if p.clients == clients]
+        latencies = [t for p in mine for t in p.latencies]
+        if clients == base:
+            idle = latencies
+        ratios = [rate[(r, clients)] / rate[(r, base)] for r in rounds]
         print(
-            f"| {phase.clients} | {phase.per_second:.1f} | {phase.per_second / single.per_second:.2f}x "
-            f"| {phase.percentile(0.5) * 1000:.0f} ms | {phase.percentile(0.95) * 1000:.0f} ms | {len(phase.errors)} |"
+            f"| {clients} | {', '.join(f'{rate[(r, clients)]:.1f}' for r in rounds)} "
+            f"| {', '.join(f'{x:.2f}x' for x in ratios)} | {statistics.median(ratios):.2f}x "
+            f"| {_ms(latencies, 0.5)} | {_ms(latencies, 0.95)} | {_cores(mine):.2f} "
+            f"| {sum(p.server_cpu_seconds for p in mine) / max(len(latencies), 1) * 1000:.0f} ms "
+            f"| {sum(len(p.errors) for p in mine)} |"
         )
-    during = next(p for p in phases if p.name == "during uploads")
-    idle = single.percentile(0.5)
-    print("\n| searches during uploads | p50 | p95 | p50 against idle p50 | uploads/s | errors |")
+    searches = [t for p in during for t in p.latencies]
+    uploads = sum(p.uploads for p in during) / sum(p.seconds for p in during)
+    print(f"\n| searches during uploads | p50 | p95 | p50 against idle p50 ({base} client) | uploads/s | errors |")
     print("|---|---:|---:|---:|---:|---:|")
     print(
-        f"| 1 searcher, 1 uploader | {during.percentile(0.5) * 1000:.0f} ms | {during.percentile(0.95) * 1000:.0f} ms "
-        f"| {during.percentile(0.5) / idle:.2f}x | {during.uploads / during.seconds:.1f} | {len(during.errors)} |"
+        f"| 1 searcher, 1 uploader | {_ms(searches, 0.5)} | {_ms(searches, 0.95)} "
+        f"| {_percentile(searches, 0.5) / _percentile(idle, 0.5):.2f}x | {uploads:.1f} "
+        f"| {sum(len(p.errors) for p in during)} |"
     )
     for phase in phases:
         for error in phase.errors[:3]:
-            print(f"\n{phase.name}: {error}")
+            print(f"\n{phase.name}, round {phase.round}: {error}")
     if args.json:
         figures = {
             "src": str(args.src),
@@ -283,15 +319,28 @@ def _report(phases: Sequence[Phase], args: argparse.Namespace, gallery: int) -> 
                     **{k: v for k, v in asdict(phase).items() if k != "latencies"},
                     "searches": len(phase.latencies),
                     "per_second": phase.per_second,
-                    "p50_s": phase.percentile(0.5),
-                    "p95_s": phase.percentile(0.95),
-                    "median_s": statistics.median(phase.latencies) if phase.latencies else None,
+                    "p50_s": _percentile(phase.latencies, 0.5),
+                    "p95_s": _percentile(phase.latencies, 0.95),
                 }
                 for phase in phases
             ],
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2))
+
+
+def _cores(phases: Sequence[Phase]) -> float:
+    """Server CPU seconds per second of the phases: how many cores it kept busy."""
+    return sum(p.server_cpu_seconds for p in phases) / sum(p.seconds for p in phases)
+
+
+def _percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def _ms(values: Sequence[float], share: float) -> str:
+    return f"{_percentile(values, share) * 1000:.0f} ms"
 
 
 def _log(message: str) -> None:
