@@ -13,8 +13,12 @@ from typing import Any
 
 import httpx2
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
+from facesearch.engine.engine import Engine
+from facesearch.server.app import create_app
+from facesearch.server.service import Service
 from server_support import FIXTURES, Gallery, live_server, prepare_gallery
 
 PROBES = [*sorted((FIXTURES / "identities").iterdir())[::3], FIXTURES / "multi" / "two_people.jpg"]
@@ -161,3 +165,35 @@ def test_searches_during_uploads_and_erasures_never_see_half_a_change(base: str,
     assert problems == []
     assert checks["stats"] > 4 and checks["searches"] > 4
     assert search(base, gallery, probe).json()["results"] == before
+
+
+def test_a_search_waits_for_a_write_under_way_and_a_key_check_does_not(tmp_path: Path) -> None:
+    """Which scope the routes take: a search reads (it waits while a write holds the lock), /v1/me takes none."""
+    small = prepare_gallery(tmp_path, ingest=False)
+    with Engine.open(small.settings) as engine, TestClient(create_app(engine)) as client:
+        service: Service = client.app.state.service  # type: ignore[attr-defined]
+        uploaded = client.post(
+            "/v1/collections/news/images",
+            files=[("files", (OBAMA.name, OBAMA.read_bytes()))],
+            headers=headers(small, "ingest"),
+        )
+        assert uploaded.status_code == 200
+        done: dict[str, Any] = {}
+
+        def search_now() -> None:
+            probe = FIXTURES / "identities" / "obama__2.jpg"
+            done["search"] = client.post(
+                "/v1/search", files={"file": ("probe", probe.read_bytes())}, headers=headers(small, "search")
+            )
+            done["search at"] = time.monotonic()
+
+        thread = threading.Thread(target=search_now)
+        with service.writing():
+            thread.start()
+            me = client.get("/v1/me", headers=headers(small, "search"))
+            time.sleep(1.5)
+            released = time.monotonic()
+        thread.join(60)
+        assert me.status_code == 200
+        assert done["search"].status_code == 200 and done["search"].json()["results"][0]["matches"]
+        assert done["search at"] > released
