@@ -33,8 +33,8 @@ from facesearch.engine.ciphers import Ciphers
 from facesearch.engine.folders import ingest_folders
 from facesearch.engine.ingest import Progress
 from facesearch.engine.opening import create_catalog, open_catalog, recorded_views, redact
-from facesearch.engine.search import find_matches
-from facesearch.engine.uploads import ingest_uploads
+from facesearch.engine.search import AnalysedProbe, find_matches
+from facesearch.engine.uploads import PreparedUploads, prepare_uploads, write_uploads
 from facesearch.safeguards.audit import (
     RETENTION_ACTOR,
     Actor,
@@ -167,10 +167,24 @@ class Engine:
         finally:
             self.indexes.save()
 
-    def ingest_uploads(
+    def prepare_uploads(
         self,
         collection: str,
         uploads: Sequence[tuple[str, bytes]],
+        *,
+        subject_id: int | None = None,
+        strict: bool = False,
+    ) -> PreparedUploads:
+        """Check and analyse uploads for ``ingest_uploads``, writing nothing (the service does this before
+        taking its lock)."""
+        return prepare_uploads(
+            self.settings, self.catalog, self.analyser, collection, uploads, subject_id=subject_id, strict=strict
+        )
+
+    def ingest_uploads(
+        self,
+        collection: str,
+        uploads: Sequence[tuple[str, bytes]] | PreparedUploads,
         actor: Actor,
         *,
         subject_id: int | None = None,
@@ -179,21 +193,15 @@ class Engine:
         """Index uploaded images (name as sent, bytes) into ``collection``, keeping an encrypted copy of each
         so that matches can be shown. With ``subject_id`` each upload is an enrolment example: it must show a
         face, and only its largest face is kept and linked to the subject. ``strict`` raises the first bad
-        upload's error instead of listing it as failed."""
-        report = IngestReport(collection=collection, files_seen=len(uploads))
-        writer = self._writer(collection, actor, report)
-        result = ingest_uploads(
-            self.settings,
-            self.catalog,
-            self.analyser,
-            self.uploads,
-            self.ciphers,
-            writer,
-            report,
-            uploads,
-            subject_id=subject_id,
-            strict=strict,
+        upload's error instead of listing it as failed. ``uploads`` may come from ``prepare_uploads`` (with the
+        same ``subject_id`` and ``strict``)."""
+        prepared = (
+            uploads
+            if isinstance(uploads, PreparedUploads)
+            else self.prepare_uploads(collection, uploads, subject_id=subject_id, strict=strict)
         )
+        writer = self._writer(prepared.collection, actor, prepared.report)
+        result = write_uploads(self.catalog, self.uploads, self.ciphers, writer, prepared, strict=strict)
         self.indexes.save()
         return result
 
@@ -265,9 +273,15 @@ class Engine:
 
     # -- search ------------------------------------------------------------------------------------
 
+    def analyse_probe(self, probe: ImageSource) -> AnalysedProbe:
+        """A probe's faces (an image without one is an error), ready for ``search``: the service analyses
+        probes before taking its lock, so that searches run side by side."""
+        loaded, faces = self.analyser.analyse_or_fail(probe)
+        return AnalysedProbe(loaded, faces, str(probe) if isinstance(probe, Path) else "uploaded image")
+
     def search(
         self,
-        probe: ImageSource,
+        probe: ImageSource | AnalysedProbe,
         actor: Actor,
         purpose: str,
         *,
@@ -285,7 +299,8 @@ class Engine:
         if top_k <= 0:
             raise InvalidValueError(f"top-k must be a positive number, got {top_k}")
         threshold = self.analyser.threshold(threshold)
-        loaded, faces = self.analyser.analyse_or_fail(probe)
+        analysed = probe if isinstance(probe, AnalysedProbe) else self.analyse_probe(probe)
+        faces = analysed.faces
         if face is not None and not 0 <= face < len(faces):
             raise InvalidValueError(f"face {face} does not exist: the probe has {len(faces)} faces, numbered from 0")
         chosen = [face] if face is not None else list(range(len(faces)))
@@ -297,7 +312,7 @@ class Engine:
             SearchEvent(
                 actor=actor,
                 purpose=stated,
-                probe_sha256=loaded.content_id,
+                probe_sha256=analysed.image.content_id,
                 collections=[names[c] for c in wanted],
                 threshold=threshold,
                 top_k=top_k,
@@ -306,7 +321,7 @@ class Engine:
             )
         )
         return SearchResult(
-            probe=str(probe) if isinstance(probe, Path) else "uploaded image",
+            probe=analysed.described_as,
             threshold=threshold,
             top_k=top_k,
             faces_in_probe=len(faces),

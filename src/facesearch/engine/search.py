@@ -4,14 +4,25 @@ are merged, and each match is given its provenance (file, collection, box, when 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from facesearch.core.records import AnalysedFace
+from facesearch.core.records import AnalysedFace, LoadedImage
 from facesearch.core.results import Match, ProbeResult
 from facesearch.store.catalog.store import Catalog
 from facesearch.store.consistency import CollectionIndexes
 from facesearch.vision.distance import is_match
+
+
+@dataclass(frozen=True)
+class AnalysedProbe:
+    """A probe image and its faces, analysed before any lock is taken (the expensive part of a search)."""
+
+    image: LoadedImage
+    faces: list[AnalysedFace]
+    described_as: str
+    """How results name it: its path, or "uploaded image"."""
 
 
 def find_matches(

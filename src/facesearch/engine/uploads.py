@@ -1,10 +1,12 @@
 """Ingest of uploaded images (name as sent, bytes): each is checked, analysed in this process and kept,
-encrypted, beside the catalog (``store/uploads.py``) so that its matches can be shown."""
+encrypted, beside the catalog (``store/uploads.py``) so that its matches can be shown. Analysis
+(``prepare_uploads``) and writing (``write_uploads``) are apart, so that the service analyses without its lock."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from facesearch.core.errors import ConflictError, FacesearchError, TooLargeError
 from facesearch.core.records import NewImage
@@ -19,34 +21,42 @@ from facesearch.vision.imaging import content_id_of
 from facesearch.vision.templates import template_recipe
 
 
-def ingest_uploads(
+@dataclass
+class PreparedUploads:
+    """Uploads checked and analysed, not yet written: the service prepares them before taking its lock."""
+
+    collection: str
+    report: IngestReport
+    analysed: list[tuple[NewImage, bytes]] = field(default_factory=list)
+    """Each new image with the bytes it came from (kept, encrypted, when it is written)."""
+    names: dict[str, str] = field(default_factory=dict)
+    """Name as sent per content id, of every upload that is or will be held."""
+    started: float = field(default_factory=time.perf_counter)
+
+
+def prepare_uploads(
     settings: Settings,
     catalog: Catalog,
     analyser: FaceAnalyser,
-    store: UploadStore,
-    ciphers: Ciphers,
-    writer: BatchWriter,
-    report: IngestReport,
+    collection: str,
     uploads: Sequence[tuple[str, bytes]],
     *,
     subject_id: int | None,
     strict: bool,
-) -> UploadReport:
-    """See ``Engine.ingest_uploads``."""
-    started = time.perf_counter()
-    collection_id = writer.collection_id
-    batch: list[NewImage] = []
-    names: dict[str, str] = {}
+) -> PreparedUploads:
+    """Check and analyse ``uploads`` (see ``Engine.ingest_uploads``); reads the catalog, writes nothing."""
+    prepared = PreparedUploads(collection, IngestReport(collection=collection, files_seen=len(uploads)))
+    report = prepared.report
     # Content is checked before analysis, for every upload in one query: a photo already held costs a
     # hash, not a detection and an embedding.
     content_ids = [content_id_of(data) for _, data in uploads]
-    held = catalog.held_contents(collection_id, content_ids)
+    held = catalog.held_contents(catalog.collection_id(collection), content_ids)
     for (name, data), content_id in zip(uploads, content_ids, strict=True):
-        if content_id in names or content_id in held:
+        if content_id in prepared.names or content_id in held:
             if strict:
-                raise ConflictError(f"{name} is already held in {report.collection}; send a different photo")
+                raise ConflictError(f"{name} is already held in {collection}; send a different photo")
             report.skipped_already_indexed += 1
-            names.setdefault(content_id, name)
+            prepared.names.setdefault(content_id, name)
             continue
         try:
             image = _analyse_upload(settings, analyser, name, data, subject_id)
@@ -55,14 +65,40 @@ def ingest_uploads(
                 raise
             report.failed.append(FailedFile(name, problem.message))
             continue
+        prepared.analysed.append((image, data))
+        prepared.names[image.content_id] = name
+    return prepared
+
+
+def write_uploads(
+    catalog: Catalog,
+    store: UploadStore,
+    ciphers: Ciphers,
+    writer: BatchWriter,
+    prepared: PreparedUploads,
+    *,
+    strict: bool,
+) -> UploadReport:
+    """Keep the prepared uploads' bytes, encrypted, and write their images in one batch. Content written by
+    another upload since they were prepared is skipped (or refused, ``strict``)."""
+    collection_id = writer.collection_id
+    report = prepared.report
+    held = catalog.held_contents(collection_id, [image.content_id for image, _ in prepared.analysed])
+    batch: list[NewImage] = []
+    for image, data in prepared.analysed:
+        if image.content_id in held:
+            if strict:
+                name = prepared.names[image.content_id]
+                raise ConflictError(f"{name} is already held in {report.collection}; send a different photo")
+            report.skipped_already_indexed += 1
+            continue
         store.put(ciphers(collection_id), image.content_id, data)
         batch.append(image)
-        names[image.content_id] = name
     writer.write(batch)
-    report.seconds = time.perf_counter() - started
+    report.seconds = time.perf_counter() - prepared.started
     images = [
         UploadedImage(name, catalog.image_id_of(collection_id, content_id), content_id)
-        for content_id, name in names.items()
+        for content_id, name in prepared.names.items()
     ]
     return UploadReport(report, images)
 

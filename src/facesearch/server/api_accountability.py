@@ -49,7 +49,7 @@ def audit_entries(
     if action is not None and action not in {a.value for a in Action}:
         raise InvalidValueError(f"action {action!r} is not one of: {', '.join(a.value for a in Action)}")
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         entries = svc.engine.catalog.audit.entries(
             actor=actor, action=action, purpose=purpose, since=since, until=until, limit=limit, offset=offset
         )
@@ -59,7 +59,7 @@ def audit_entries(
 @router.get("/audit/verify", summary="Check the audit log's hash chain (auditor)")
 def audit_verify(request: Request, key: Annotated[ApiKey, Depends(allow(Role.AUDITOR))]) -> Any:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         return to_plain(svc.engine.catalog.audit.verify())
 
 
@@ -71,7 +71,7 @@ def report(
     until: datetime | None = None,
 ) -> Any:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         return to_plain(transparency_report(svc.engine, since, until))
 
 
@@ -85,7 +85,7 @@ def rights_access(
     svc = service(request)
     svc.count_search(key, "access request")
     _, data = read_upload(file, svc.engine.settings.max_file_bytes)
-    with svc.lock:
+    with svc.reading():
         answer = SubjectRights(svc.engine).access(data, key.actor, reference)
         svc.engine.catalog.audit.record(
             ExportEvent(
@@ -128,7 +128,7 @@ def rights_erase(
 @router.get("/stats", summary="What the data folder holds: collections, images, faces, bytes (admin, auditor)")
 def stats(request: Request, key: Annotated[ApiKey, Depends(allow(Role.ADMIN, Role.AUDITOR))]) -> Any:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         return to_plain(svc.engine.stats())
 
 
@@ -144,7 +144,7 @@ def list_keys(
     request: Request, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))], offset: Offset = 0, limit: Limit = 100
 ) -> Any:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         return paged(svc.keys.list_keys(), offset, limit)
 
 

@@ -42,7 +42,7 @@ def list_collections(
     request: Request, key: Annotated[ApiKey, Depends(allow(*EVERY_ROLE))], offset: Offset = 0, limit: Limit = 100
 ) -> Any:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         return paged(svc.engine.collections(), offset, limit)
 
 
@@ -59,7 +59,7 @@ def create_collection(request: Request, body: NewCollection, key: Annotated[ApiK
 @router.get("/collections/{name}", summary="One collection")
 def get_collection(request: Request, name: str, key: Annotated[ApiKey, Depends(allow(*EVERY_ROLE))]) -> Any:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         return to_plain(svc.engine.collection(name))
 
 
@@ -97,8 +97,9 @@ def upload_images(
             f"{len(files)} files in one request is over the limit of {settings.max_upload_files}; send them in batches"
         )
     uploads = [read_upload(upload, settings.max_file_bytes) for upload in files]
-    with svc.lock:
-        result = svc.engine.ingest_uploads(name, uploads, key.actor)
+    prepared = svc.engine.prepare_uploads(name, uploads)  # the expensive part, with no lock held
+    with svc.writing():
+        result = svc.engine.ingest_uploads(name, prepared, key.actor)
     return to_plain(result)
 
 
@@ -111,7 +112,7 @@ def list_images(
     limit: Limit = 50,
 ) -> Any:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         return to_plain(Browser(svc.engine.catalog).images(name, offset, limit))
 
 
@@ -124,14 +125,14 @@ def list_faces(
     limit: Limit = 50,
 ) -> Any:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         return to_plain(Browser(svc.engine.catalog).faces(name, offset, limit))
 
 
 @router.get("/images/{image_id}", summary="An image: source, collection, dates and its faces")
 def get_image(request: Request, image_id: int, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         return to_plain(Browser(svc.engine.catalog).image(image_id))
 
 
@@ -143,7 +144,7 @@ def image_picture(
     face: Annotated[int | None, Query(description="Face id to highlight.")] = None,
 ) -> Response:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         image = Browser(svc.engine.catalog).image(image_id)
         data = svc.engine.image_bytes(image_id)
     ids = [f.id for f in image.faces]
@@ -164,14 +165,14 @@ def delete_image(
 @router.get("/faces/{face_id}", summary="A face: box, detection score, image, collection")
 def get_face(request: Request, face_id: int, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         return to_plain(Browser(svc.engine.catalog).face(face_id))
 
 
 @router.get("/faces/{face_id}/thumbnail", responses=JPEG, response_class=Response, summary="The face, cropped")
 def face_picture(request: Request, face_id: int, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Response:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         face = Browser(svc.engine.catalog).face(face_id)
         data = svc.engine.image_bytes(face.image_id)
     picture = face_thumbnail(data, face.box, svc.engine.settings.max_image_pixels)

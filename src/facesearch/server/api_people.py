@@ -60,7 +60,7 @@ def list_people(
 ) -> Any:
     _scoped(key, name)
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         people = People(svc.engine)
         page = paged(people.list_people(name, include_hidden=hidden), offset, limit)
         return {**page, "low_quality_faces": people.low_quality_faces(name)}
@@ -69,7 +69,7 @@ def list_people(
 @router.get("/people/{person_id}", summary="A person and their faces")
 def show_person(request: Request, person_id: int, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
     svc = service(request)
-    with svc.lock:
+    with svc.reading():
         detail = People(svc.engine).show(person_id)
     _scoped(key, detail.info.collection)
     return to_plain(detail)

@@ -37,9 +37,10 @@ def search(
     wanted = [c.strip() for c in collections.split(",") if c.strip()] or key.collections or None
     if key.collections and not set(wanted or ()) <= set(key.collections):
         raise CollectionScopeError(f"this key may search only {', '.join(key.collections)}")
-    with svc.lock:
+    probe = svc.engine.analyse_probe(data)  # the expensive part, with no lock held
+    with svc.reading():
         result = svc.engine.search(
-            data,
+            probe,
             key.actor,
             svc.purpose_of(key, case),
             top_k=top_k,
@@ -63,8 +64,7 @@ def verify(
     limit = svc.engine.settings.max_file_bytes
     _, first = read_upload(a, limit)
     _, second = read_upload(b, limit)
-    with svc.lock:
-        result = svc.engine.verify(first, second, key.actor, purpose=svc.purpose_of(key, case), threshold=threshold)
+    result = svc.engine.verify(first, second, key.actor, purpose=svc.purpose_of(key, case), threshold=threshold)
     return to_plain(result)
 
 
@@ -77,5 +77,4 @@ def detect(
     svc = service(request)
     svc.count_search(key, "detect")
     name, data = read_upload(file, svc.engine.settings.max_file_bytes)
-    with svc.lock:
-        return to_plain(svc.engine.detect(data, name))
+    return to_plain(svc.engine.detect(data, name))

@@ -39,7 +39,7 @@ def list_subjects(
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> Any:
-    with service(request).lock:
+    with service(request).reading():
         return paged(subjects_for(request, key).all(), offset, limit)
 
 

@@ -89,8 +89,7 @@ def _add_health(app: FastAPI) -> None:
     def ready(request: Request) -> JSONResponse:
         svc = service(request)
         try:
-            with svc.lock:
-                collections = len(svc.engine.catalog.collection_names())
+            collections = len(svc.engine.catalog.collection_names())  # one catalog read: no lock
         except Exception as exc:  # any failure means not ready; the reason is logged, not leaked
             log.warning("not ready: %r", exc)
             return _error(503, "not_ready", "the catalog does not answer; see the server log", 503)

@@ -98,9 +98,10 @@ def recognize(
     _, data = read_upload(file, svc.engine.settings.max_file_bytes)
     subjects = subjects_for(request, key)
     threshold = svc.engine.settings.match_threshold
-    with svc.lock:
+    analysed = svc.engine.analyse_probe(data)  # the expensive part, with no lock held
+    with svc.reading():
         found = svc.engine.search(
-            data,
+            analysed,
             key.actor,
             svc.purpose_of(key, "CompreFace recognize"),
             top_k=SUBJECT_CANDIDATES,
@@ -147,7 +148,7 @@ def list_examples(
     size: Annotated[int, Query(ge=1, le=1000)] = 20,
     subject: str | None = None,
 ) -> Any:
-    with service(request).lock:
+    with service(request).reading():
         examples = subjects_for(request, key).example_images(subject or None)
     chunk = examples[page * size : (page + 1) * size]
     return {
@@ -198,11 +199,11 @@ def verify_example(
     svc.count_search(key, "verify example")
     _, data = read_upload(file, svc.engine.settings.max_file_bytes)
     threshold = svc.engine.settings.match_threshold
-    with svc.lock:
+    loaded, faces = svc.engine.analyser.analyse_or_fail(data)  # the expensive part, with no lock held
+    with svc.reading():
         subjects = subjects_for(request, key)
         _example_subject(subjects, image_id)
         example = _example_template(svc, subjects, image_id)
-        loaded, faces = svc.engine.analyser.analyse_or_fail(data)
         distances = [float(face_distance(example, face.embedding)[0]) for face in faces]
         best = min(distances)
         svc.engine.catalog.audit.record(
@@ -267,7 +268,7 @@ def add_subject(
 
 @router.get("/recognition/subjects", summary="Names of the enrolled subjects")
 def list_subjects(request: Request, key: Annotated[ApiKey, Depends(ENROLLER)]) -> Any:
-    with service(request).lock:
+    with service(request).reading():
         return {"subjects": [s.name for s in subjects_for(request, key).all()]}
 
 
@@ -317,8 +318,7 @@ def detect(
     plugins = _plugins(face_plugins)
     svc.count_search(key, "detect")
     name, data = read_upload(file, svc.engine.settings.max_file_bytes)
-    with svc.lock:
-        found = svc.engine.detect(data, name)
+    found = svc.engine.detect(data, name)
     faces = [f for f in found.faces if probability(f.score) >= det_prob_threshold]
     faces.sort(key=lambda f: f.box.area, reverse=True)
     return {
@@ -345,8 +345,7 @@ def verify(
     _, source = read_upload(source_image, size)
     _, target = read_upload(target_image, size)
     threshold = svc.engine.settings.match_threshold
-    with svc.lock:
-        result = svc.engine.verify(source, target, key.actor, purpose=svc.purpose_of(key, "CompreFace verify"))
+    result = svc.engine.verify(source, target, key.actor, purpose=svc.purpose_of(key, "CompreFace verify"))
     return {
         "result": [
             {

@@ -28,7 +28,7 @@ class RetentionSweeper:
 
     def sweep(self) -> int:
         """Purge now; returns how many images were removed."""
-        with self._svc.lock:
+        with self._svc.writing():
             report = self._svc.engine.purge(RETENTION_ACTOR, automatic=True)
         removed = sum(images for images, _ in report.by_collection.values())
         if removed:

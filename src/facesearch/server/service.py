@@ -1,11 +1,11 @@
-"""What every endpoint shares: the engine (one per process, used under a lock), the key store, the rate
-limiter, and the dependencies that turn a request's API key into an authorised caller."""
+"""What every endpoint shares: the engine (one per process, behind a readers-writer lock), the key store, the
+rate limiter, and the dependencies that turn a request's API key into an authorised caller."""
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -23,6 +23,7 @@ from facesearch.core.results import to_plain
 from facesearch.engine.engine import Engine
 from facesearch.safeguards.audit import RefusalEvent
 from facesearch.safeguards.roles import ApiKey, Role
+from facesearch.server.locking import ReadWriteLock
 from facesearch.server.ratelimit import RateLimiter
 from facesearch.store.catalog.browse import MAX_PAGE, check_page
 from facesearch.store.keys import KeyStore
@@ -37,8 +38,22 @@ class Service:
     engine: Engine
     keys: KeyStore
     limiter: RateLimiter
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    """The engine (SQLite sessions, faiss indexes, ciphers) is used by one request at a time."""
+    access: ReadWriteLock = field(default_factory=ReadWriteLock)
+    """Searches and reads of the catalog share it; writes hold it alone. Image analysis (the expensive part of a
+    search or an upload) happens before either is taken, and key checks and audit entries need neither."""
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Shared with other readers: index searches and catalog reads."""
+        return self.access.reading()
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Alone: anything that changes the catalog and the indexes together, or collections, keys, people."""
+        return self.access.writing()
+
+    @property
+    def lock(self) -> AbstractContextManager[None]:
+        """The exclusive scope (``writing``), for ``with svc.lock:``."""
+        return self.access.writing()
 
     @classmethod
     def over(cls, engine: Engine) -> Service:
@@ -55,10 +70,9 @@ class Service:
         wait = self.limiter.take(key.id)
         if wait:
             limit = self.limiter.per_minute
-            with self.lock:
-                self.engine.catalog.audit.record(
-                    RefusalEvent(actor=key.actor, purpose=key.purpose, request=request, reason=f"over {limit}/min")
-                )
+            self.engine.catalog.audit.record(
+                RefusalEvent(actor=key.actor, purpose=key.purpose, request=request, reason=f"over {limit}/min")
+            )
             raise RateLimitedError(
                 f"this key made {limit} searches in the last minute, its limit; retry in {wait:.0f} s "
                 "(an administrator sets FACESEARCH_SEARCH_RATE_PER_MINUTE)",
@@ -94,9 +108,7 @@ def allow(*roles: Role) -> Callable[[Request], ApiKey]:
     names = " or ".join(role.value for role in roles)
 
     def authorised(request: Request) -> ApiKey:
-        svc = service(request)
-        with svc.lock:
-            key = svc.keys.authenticate(presented_key(request))
+        key = service(request).keys.authenticate(presented_key(request))  # one catalog read: no lock
         if key.role not in roles:
             raise ForbiddenError(
                 f"a key with role {key.role.value} cannot call {request.method} {request.url.path}; "

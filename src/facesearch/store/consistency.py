@@ -15,11 +15,18 @@ a collection's index is opened, that mismatch (or a missing or unreadable file) 
 the index are added from the stored templates, and the result is saved. Searches only ever see a
 reconciled index, so the two never disagree from the outside. Face ids are never reused
 (AUTOINCREMENT), so a stale id cannot point at a different face.
+
+Threads: searches of an index may run side by side; changes may not run beside them or each other. Within a
+process the caller keeps writes apart from searches (the service's readers-writer lock); what a search itself
+may change here (opening a collection's index, catching up with a write made by another process) happens
+under this object's own lock, the catch-up on a copy that replaces the index, so searches already under way
+finish on the index they started with.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,49 +70,57 @@ class CollectionIndexes:
     cipher: Callable[[int], CollectionCipher]
     policy: IndexPolicy = field(default_factory=IndexPolicy)
     _open: dict[int, _Open] = field(default_factory=dict)
+    _guard: threading.RLock = field(default_factory=threading.RLock)
 
     def path(self, collection_id: int) -> Path:
         return self.folder / f"collection-{collection_id}.fsindex"
 
     def index(self, collection_id: int) -> VectorIndex:
         """The collection's index, brought up to the catalog's generation first (another process may
-        have written since this one opened it)."""
-        state = self._opened(collection_id)
-        if state.generation != self.catalog.generation(collection_id):
-            self._catch_up(collection_id, state)
-        return state.index
+        have written since this one opened it; on a copy, so that searches under way are not disturbed)."""
+        with self._guard:
+            state = self._opened(collection_id)
+            if state.generation != self.catalog.generation(collection_id):
+                backend = state.index.backend
+                state.index = self.policy.read(backend, state.index.serialize(), self.dimension)
+                self._catch_up(collection_id, state)
+            return state.index
 
     def add(self, collection_id: int, ids: Ids, vectors: Vectors, generation: int) -> None:
         """Step 2 after the catalog committed ``ids`` as ``generation``."""
-        state = self._opened(collection_id)
-        if state.generation == generation - 1:
-            state.index.add(ids, vectors)
-            state.generation = generation
-            state.dirty = True
-        elif state.generation < generation:  # another writer committed in between: derive from the catalog
-            self._catch_up(collection_id, state)
-        self._resize(collection_id, state)
+        with self._guard:
+            state = self._opened(collection_id)
+            if state.generation == generation - 1:
+                state.index.add(ids, vectors)
+                state.generation = generation
+                state.dirty = True
+            elif state.generation < generation:  # another writer committed in between: derive from the catalog
+                self._catch_up(collection_id, state)
+            self._resize(collection_id, state)
 
     def remove(self, collection_id: int, ids: Ids, generation: int) -> None:
-        state = self._opened(collection_id)
-        if state.generation == generation - 1:
-            state.index.remove(ids)
-            state.generation = generation
-            state.dirty = True
-        elif state.generation < generation:
-            self._catch_up(collection_id, state)
-        self._resize(collection_id, state)
+        with self._guard:
+            state = self._opened(collection_id)
+            if state.generation == generation - 1:
+                state.index.remove(ids)
+                state.generation = generation
+                state.dirty = True
+            elif state.generation < generation:
+                self._catch_up(collection_id, state)
+            self._resize(collection_id, state)
 
     def save(self) -> None:
         """Step 3: write every index changed since it was last saved."""
-        for collection_id, state in self._open.items():
-            if state.dirty:
-                self._write(collection_id, state)
-                state.dirty = False
+        with self._guard:
+            for collection_id, state in self._open.items():
+                if state.dirty:
+                    self._write(collection_id, state)
+                    state.dirty = False
 
     def drop(self, collection_id: int) -> None:
-        self._open.pop(collection_id, None)
-        self.path(collection_id).unlink(missing_ok=True)
+        with self._guard:
+            self._open.pop(collection_id, None)
+            self.path(collection_id).unlink(missing_ok=True)
 
     def reconcile(self, collection_id: int, index: VectorIndex) -> Reconciliation:
         """Make ``index`` hold exactly the catalog's faces of this collection."""

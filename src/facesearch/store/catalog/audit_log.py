@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ HEAD_KEY = "audit_head"
 class AuditLog:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        self._appending = threading.Lock()  # one appender at a time in this process (the service's threads)
         self._chain: AuditChain | None = None
 
     def use_chain(self, chain: AuditChain) -> None:
@@ -84,12 +86,13 @@ class AuditLog:
 
     def record(self, event: Event, now: datetime | None = None) -> AuditEntry:
         """Append ``event`` in a transaction of its own, retrying if another writer appended first."""
-        for _ in range(5):
-            try:
-                with self._sessions.begin() as session:
-                    return self.append(session, event, now)
-            except IntegrityError:
-                continue
+        with self._appending:
+            for _ in range(5):
+                try:
+                    with self._sessions.begin() as session:
+                        return self.append(session, event, now)
+                except IntegrityError:
+                    continue
         raise RuntimeError("could not append to the audit log after 5 attempts (too many concurrent writers)")
 
     def entries(

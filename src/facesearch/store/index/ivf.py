@@ -14,6 +14,7 @@ for 300k.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import faiss
@@ -49,7 +50,10 @@ class IvfIndex(FaissIndex[faiss.IndexIVFFlat]):
         self.nprobe = nprobe
         quantizer = faiss.downcast_index(index.quantizer)
         self._graph: Any = quantizer.hnsw if isinstance(quantizer, faiss.IndexHNSW) else None
-        """The HNSW graph that finds a query's cells when there are many (its breadth is set per search)."""
+        """The HNSW graph that finds a query's cells when there are many (its breadth is given per search)."""
+        self._every_cell = threading.Lock()
+        """Searches of every cell set the index's nprobe (faiss's search_preassigned reads it): one at a time.
+        Normal searches pass their breadth as parameters and change nothing, so they run side by side."""
 
     @classmethod
     def trained(cls, training: Vectors, dimension: int, nprobe: int, cells: int | None = None) -> IvfIndex:
@@ -78,24 +82,37 @@ class IvfIndex(FaissIndex[faiss.IndexIVFFlat]):
         self, matrix: npt.NDArray[np.float32], k: int, exhaustive: bool
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         if exhaustive and len(matrix):
-            return self._search_every_cell(matrix, k)
-        self._index.nprobe = self._probe_breadth()
-        squared, ids = self._index.search(matrix, k)
+            with self._every_cell:
+                return self._search_every_cell(matrix, k)
+        nprobe = self._probe_breadth()
+        quantizer_params = self._quantizer_params(nprobe)  # kept referenced until the search returns
+        params = faiss.SearchParametersIVF()
+        params.nprobe = nprobe
+        if quantizer_params is not None:
+            params.quantizer_params = quantizer_params
+        index: Any = self._index  # faiss's Python wrapper takes params, its stubs do not say so
+        squared, ids = index.search(matrix, k, params=params)
         return squared, ids
 
     def cells_searched(self, queries: Vectors) -> npt.NDArray[np.int64]:
         """How many cells a search of each query looks into: nprobe, unless the quantizer finds fewer."""
-        _, cells = self._index.quantizer.search(as_matrix(queries, self.dimension), self._probe_breadth())
+        nprobe = self._probe_breadth()
+        quantizer: Any = self._index.quantizer
+        _, cells = quantizer.search(as_matrix(queries, self.dimension), nprobe, params=self._quantizer_params(nprobe))
         counts: npt.NDArray[np.int64] = (cells >= 0).sum(axis=1).astype(np.int64)
         return counts
 
     def _probe_breadth(self) -> int:
-        """The cells a normal search compares (nprobe, at most all), with the quantizer's graph, if it has one,
-        searched at least that broadly."""
-        nprobe = min(self.nprobe, self.cells)
-        if self._graph is not None:
-            self._graph.efSearch = max(nprobe, QUANTIZER_MIN_BREADTH)
-        return nprobe
+        """The cells a normal search compares: nprobe, at most all."""
+        return min(self.nprobe, self.cells)
+
+    def _quantizer_params(self, nprobe: int) -> Any:
+        """The quantizer's graph, if it has one, searched at least as broadly as the cells wanted."""
+        if self._graph is None:
+            return None
+        params: Any = getattr(faiss, "SearchParametersHNSW")()  # not in faiss's stubs  # noqa: B009
+        params.efSearch = max(nprobe, QUANTIZER_MIN_BREADTH)
+        return params
 
     def _search_every_cell(
         self, matrix: npt.NDArray[np.float32], k: int

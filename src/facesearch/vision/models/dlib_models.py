@@ -32,6 +32,7 @@ class DlibHogDetector:
     """HOG + linear SVM: fast on CPUs, finds frontal and near-frontal faces from about 80 px (40 px upsampled)."""
 
     name = "dlib-hog"
+    thread_safe = False  # dlib's object_detector loads each image's pyramid into itself
 
     def __init__(self, cache_dir: Path | None = None) -> None:
         self._detector = _frontal_face_detector(cache_dir)
@@ -78,6 +79,7 @@ class DlibResNetEmbedder:
     """dlib's ResNet-34-like network: 128-d templates, 99.38% on LFW as published."""
 
     name = "dlib-resnet-v1"
+    thread_safe = False  # dlib's network keeps each forward pass's activations in its layers
     dimension = 128
     chip_size = 150
     chip_padding = 0.25

@@ -4,6 +4,11 @@ The embedder is dlib's ResNet either way; ``embedder`` says how it runs: ``onnx`
 graph built from dlib's own weights and cached; about 6-14x faster here), ``dlib`` (dlib's own code), or
 ``auto`` (ONNX, falling back to dlib with a warning when ONNX Runtime or the conversion fails). Both give
 the same templates (bench/embed_speed.py reports the largest difference), hence the same model name.
+
+Threads: ONNX Runtime sessions (the embedder, YuNet) and dlib's shape predictor may be called from several
+threads at once, and are shared. dlib's HOG detector keeps each image's feature pyramid in the object and
+dlib's ResNet its activations, so a model that says ``thread_safe = False`` is made once per thread. All of
+them release the GIL while they compute, so threads analyse images side by side.
 """
 
 from __future__ import annotations
@@ -24,10 +29,14 @@ log = logging.getLogger(__name__)
 
 
 class ModelSet:
-    """The detector, landmark model and embedder, each created on first use under a lock."""
+    """The detector, landmark model and embedder, each created on first use under a lock (and once per thread,
+    the first thread's aside, for models that are not thread-safe)."""
 
     def __init__(self) -> None:
         self._loaded: dict[str, Any] = {}
+        self._owners: dict[str, int] = {}  # role -> the thread that created the shared model
+        self._own = threading.local()  # .models: (role, version) -> this thread's copy
+        self._version = 0  # bumped when the embedder is dropped, so that threads' copies of it go too
         self._lock = threading.Lock()
         self._choice = EmbedderChoice()
 
@@ -37,6 +46,7 @@ class ModelSet:
             if choice != self._choice:
                 self._choice = choice
                 self._loaded.pop("embedder", None)
+                self._version += 1
 
     @property
     def detector(self) -> FaceDetector:
@@ -77,11 +87,20 @@ class ModelSet:
             return DlibResNetEmbedder()
 
     def _get(self, role: str, factory: Callable[[], _Model]) -> _Model:
+        me = threading.get_ident()
         with self._lock:
             if role not in self._loaded:
                 self._loaded[role] = factory()
+                self._owners[role] = me
             model: _Model = self._loaded[role]
-            return model
+            if getattr(model, "thread_safe", True) or self._owners[role] == me:
+                return model
+            copies: dict[tuple[str, int], Any] = self._own.__dict__.setdefault("models", {})
+            key = (role, self._version)
+            if key not in copies:
+                copies[key] = factory()
+            own: _Model = copies[key]
+            return own
 
 
 def _make_proposer(cache_dir: Path | None) -> FaceProposer | None:
