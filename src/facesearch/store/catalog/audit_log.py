@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from facesearch.safeguards.audit import GENESIS, Action, AuditEntry, ChainCheck, Event, canonical, entry_hash
+from facesearch.store.catalog.database import lock_chain
 from facesearch.store.catalog.schema import AuditRow, MetaRow
 
 HEAD_KEY = "audit_head"
@@ -24,7 +25,8 @@ class AuditLog:
 
     def append(self, session: Session, event: Event, now: datetime | None = None) -> AuditEntry:
         """Append ``event`` inside the caller's transaction (so the action and its record commit together)."""
-        head = session.get(MetaRow, HEAD_KEY)
+        lock_chain(session)  # PostgreSQL: one appender at a time, reading the head its predecessor committed
+        head = session.get(MetaRow, HEAD_KEY, populate_existing=True)
         seq, prev_hash = (0, GENESIS) if head is None else _parse_head(head.value)
         at = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
         details = canonical(event.details())
