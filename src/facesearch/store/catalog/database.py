@@ -4,6 +4,7 @@ cannot be reached, the per-dialect settings, and the scrub that takes erased row
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -44,7 +45,7 @@ def open_database(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        event.listen(engine, "handle_error", _server_unavailable)
+        event.listen(engine, "handle_error", partial(_server_unavailable, redact(url)))
     return engine
 
 
@@ -58,13 +59,12 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _server_unavailable(context: ExceptionContext) -> CatalogUnavailableError | None:
+def _server_unavailable(url: str, context: ExceptionContext) -> CatalogUnavailableError | None:
     """A server that cannot be reached (wrong host or port, down, gone mid-operation, wrong database or
     credentials) becomes one clear error naming it; any other database error goes on as it was."""
     first_connect = context.connection is None
     if not (first_connect or context.is_disconnect):
         return None
-    url = redact(str(context.engine.url)) if context.engine is not None else "the catalog database"
     reason = str(context.original_exception).strip().splitlines()
     what = "cannot connect to" if first_connect else "lost the connection to"
     return CatalogUnavailableError(
