@@ -232,6 +232,35 @@ def test_two_servers_and_a_cli_ingest_keep_one_linear_audit_chain(tmp_path: Path
         assert images == expected  # nothing lost: every upload and every ingested file is in the catalog
 
 
+APPENDER = """
+import sys
+from facesearch.safeguards.audit import Actor, IngestEvent
+from facesearch.store.catalog.store import Catalog
+
+catalog = Catalog.open(sys.argv[1])
+for n in range(int(sys.argv[3])):
+    with catalog.sessions.begin() as session:  # an action's transaction, with its audit entry inside (no retry)
+        catalog.audit.append(session, IngestEvent(Actor(sys.argv[2]), files_seen=n))
+catalog.close()
+"""
+
+
+def test_audit_appends_from_concurrent_processes_all_land_in_one_chain(pg_engine: Engine) -> None:
+    url, per_writer = pg_engine.settings.catalog_url, 100
+    before = pg_engine.catalog.audit.verify().entries
+    writers = [
+        subprocess.Popen([sys.executable, "-c", APPENDER, url, f"writer {n}", str(per_writer)], stderr=subprocess.PIPE)
+        for n in range(3)
+    ]
+    failures = [writer.communicate(timeout=120)[1].decode()[-600:] for writer in writers if writer.wait(120) != 0]
+    assert failures == []
+    check = pg_engine.catalog.audit.verify()
+    assert check.ok and check.entries == before + 3 * per_writer
+    entries = pg_engine.catalog.audit.entries(action="ingest", limit=10_000)
+    for n in range(3):
+        assert [e.details["files_seen"] for e in entries if e.actor == f"writer {n}"] == list(range(per_writer))
+
+
 def test_a_wrong_url_or_a_server_that_is_down_is_a_clear_error(tmp_path: Path, postgres_url: str) -> None:
     key = {"FACESEARCH_MASTER_KEY": generate_master_key()}
     down = f"postgresql+psycopg://facesearch@127.0.0.1:{free_port()}/facesearch"
