@@ -295,26 +295,38 @@ def cluster(directory: Path, command: str) -> subprocess.CompletedProcess[str]:
 def test_a_server_that_stops_mid_session_is_a_clear_error_and_nothing_is_lost(
     tmp_path: Path, postgres_server: PostgresServer, identity_files: dict[str, list[Path]]
 ) -> None:
-    """A cluster of its own (deploy/local-cluster in a temporary folder), stopped under an open engine."""
+    """A cluster of its own (deploy/local-cluster in a temporary folder), stopped under an open engine and
+    under a running ``facesearch serve``, then started again."""
     if postgres_server.data_dir is None:
         pytest.skip("needs deploy/local-cluster (FACESEARCH_TEST_DATABASE_URL names a server this cannot stop)")
     own = REPOSITORY / "build" / f"test-cluster-{uuid.uuid4().hex[:8]}"  # a folder the server's user reaches
     started = cluster(own, "start")
     assert started.returncode == 0, started.stderr
     url = next(line.split("=", 1)[1] for line in started.stdout.splitlines() if "DATABASE_URL" in line)
+    key_file = tmp_path / "master.key"
+    key_file.write_text(generate_master_key())
+    gallery = Gallery(tmp_path / "data", key_file, {})
+    settings = Settings(data_dir=gallery.data_dir, workers=1, master_key_file=str(key_file), database_url=url)
+    first, second = next(iter(identity_files.values()))[:2]
     try:
-        settings = Settings(data_dir=tmp_path / "data", workers=1, master_key=generate_master_key(), database_url=url)
-        first, second = next(iter(identity_files.values()))[:2]
-        with Engine.init(settings) as engine:
+        with Engine.init(settings) as engine, live_server(gallery, FACESEARCH_DATABASE_URL=url) as base:
             engine.create_collection(news_spec(), ACTOR)
             engine.ingest("news", [first], ACTOR)
+            _, admin = KeyStore(engine.catalog).create("ops", "admin", ACTOR)
+            assert httpx2.get(f"{base}/v1/collections", headers={"x-api-key": admin}).status_code == 200
             assert cluster(own, "stop").returncode == 0
+
             with pytest.raises(CatalogUnavailableError, match=r"catalog database postgresql\+psycopg://.*127\.0\.0\.1"):
                 engine.search(second, ACTOR, PURPOSE)
+            response = httpx2.get(f"{base}/v1/collections", headers={"x-api-key": admin}, timeout=60)
+            assert response.status_code == 503 and "127.0.0.1" in response.text, response.text
+
             assert cluster(own, "start").returncode == 0
             (result,) = engine.search(second, ACTOR, PURPOSE).results  # the same engine carries on
             assert len(result.matches) == 1
             assert engine.catalog.audit.verify().ok
+            response = httpx2.get(f"{base}/v1/collections", headers={"x-api-key": admin}, timeout=60)
+            assert response.status_code == 200 and response.json()["items"][0]["face_count"] == 1, response.text
     finally:
         cluster(own, "stop")
         shutil.rmtree(own, ignore_errors=True)
