@@ -261,6 +261,37 @@ def test_audit_appends_from_concurrent_processes_all_land_in_one_chain(pg_engine
         assert [e.details["files_seen"] for e in entries if e.actor == f"writer {n}"] == list(range(per_writer))
 
 
+ADDER = """
+import sys
+import numpy as np
+from facesearch.core.records import AnalysedFace, Box, DetectedFace, NewImage
+from facesearch.store.catalog.store import Catalog
+
+catalog = Catalog.open(sys.argv[1])
+collection_id = catalog.collection_id("news")
+face = AnalysedFace(DetectedFace(Box(0, 0, 9, 9), 1.0, ((1.0, 2.0),)), np.zeros(128, dtype=np.float32))
+for n in range(int(sys.argv[3])):
+    image = NewImage(f"{sys.argv[2]}-{n}", "/bench", 9, 9, "png", 1, [face], "test")
+    catalog.add_images(collection_id, [image], seal=lambda vector: vector.tobytes())
+catalog.close()
+"""
+
+
+def test_concurrent_writers_to_one_collection_bump_its_generation_once_each(pg_engine: Engine) -> None:
+    """The generation the vector indexes follow: lost updates would leave it behind the faces committed."""
+    pg_engine.create_collection(news_spec(), ACTOR)
+    url, per_writer = pg_engine.settings.catalog_url, 60
+    writers = [
+        subprocess.Popen([sys.executable, "-c", ADDER, url, f"writer{n}", str(per_writer)], stderr=subprocess.PIPE)
+        for n in range(3)
+    ]
+    failures = [writer.communicate(timeout=120)[1].decode()[-600:] for writer in writers if writer.wait(120) != 0]
+    assert failures == []
+    collection_id = pg_engine.catalog.collection_id("news")
+    assert len(pg_engine.catalog.face_ids(collection_id)) == 3 * per_writer
+    assert pg_engine.catalog.generation(collection_id) == 3 * per_writer
+
+
 def test_a_wrong_url_or_a_server_that_is_down_is_a_clear_error(tmp_path: Path, postgres_url: str) -> None:
     key = {"FACESEARCH_MASTER_KEY": generate_master_key()}
     down = f"postgresql+psycopg://facesearch@127.0.0.1:{free_port()}/facesearch"
