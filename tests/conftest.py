@@ -20,6 +20,8 @@ from facesearch.safeguards.vault import generate_master_key
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
+    from postgres_support import PostgresServer
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 DEV_DATA = Path(os.environ.get("FACESEARCH_DEV_DATA", Path(__file__).resolve().parents[2] / "shared" / "faces" / "dev"))
@@ -71,6 +73,22 @@ def settings(tmp_path: Path) -> Settings:
 def engine(settings: Settings) -> Iterator[Engine]:
     with Engine.init(settings) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (see postgres_support.py): skipped with a message outside CI when there is none."""
+    from postgres_support import running_server
+
+    yield from running_server()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A new, empty database on ``postgres_server`` for one test, dropped afterwards."""
+    from postgres_support import fresh_database
+
+    yield from fresh_database(postgres_server)
 
 
 @pytest.fixture

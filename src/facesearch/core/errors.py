@@ -75,6 +75,12 @@ class DataFolderError(FacesearchError):
     code = "data_folder"
 
 
+class CatalogUnavailableError(DataFolderError):
+    """The catalog's database server cannot be reached: a wrong URL, a server that is down or went away."""
+
+    code = "catalog_unavailable"
+
+
 class RefusedError(FacesearchError):
     """The request is well formed but not allowed: a search without a purpose, a key without the role."""
 

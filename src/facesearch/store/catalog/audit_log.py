@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from facesearch.core.errors import DataFolderError
 from facesearch.safeguards.audit import GENESIS, Action, AuditChain, AuditEntry, ChainCheck, Event, canonical
+from facesearch.store.catalog.database import lock_chain
 from facesearch.store.catalog.schema import AuditRow, MetaRow
 
 HEAD_KEY = "audit_head"
@@ -60,7 +61,8 @@ class AuditLog:
         return self._append(session, self.chain, event, now)
 
     def _append(self, session: Session, chain: AuditChain, event: Event, now: datetime | None) -> AuditEntry:
-        head = session.get(MetaRow, HEAD_KEY)
+        lock_chain(session)  # PostgreSQL: one appender at a time, reading the head its predecessor committed
+        head = session.get(MetaRow, HEAD_KEY, populate_existing=True)
         seq, prev_hash = (0, GENESIS) if head is None else _parse_head(head.value)
         at = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
         details = canonical(event.details())

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from facesearch.core.errors import ConflictError, DataFolderError, NotFoundError
@@ -23,10 +23,11 @@ from facesearch.core.records import AnalysedFace, Box, NewImage
 from facesearch.core.results import CollectionInfo
 from facesearch.safeguards.audit import Event
 from facesearch.safeguards.governance import CollectionSpec
+from facesearch.store.catalog import migrate
 from facesearch.store.catalog.audit_log import AuditLog
+from facesearch.store.catalog.database import open_database, redact, scrub_deleted_rows
 from facesearch.store.catalog.schema import (
     SCHEMA_VERSION,
-    Base,
     CollectionRow,
     ErasureReceiptRow,
     FaceRow,
@@ -107,23 +108,6 @@ def peek_sqlite_meta(path: Path, key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def open_database(url: str) -> Engine:
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
-    cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten with zeros, not left in free pages
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
 class Catalog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -136,8 +120,9 @@ class Catalog:
 
     @classmethod
     def create(cls, url: str) -> Catalog:
+        """Create the catalog by running its migrations (or open it, migrating it, if it exists)."""
         engine = open_database(url)
-        Base.metadata.create_all(engine)
+        migrate.upgrade(engine)
         with Session(engine) as session, session.begin():
             if session.get(MetaRow, "schema_version") is None:
                 session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -145,19 +130,23 @@ class Catalog:
 
     @classmethod
     def open(cls, url: str) -> Catalog:
+        """Open an existing catalog, running the migrations it lacks (a catalog made before migrations, with
+        no ``alembic_version`` table, is upgraded in place)."""
         engine = open_database(url)
         try:
             with Session(engine) as session:
                 version = session.get(MetaRow, "schema_version")
-        except OperationalError:
+        except (OperationalError, ProgrammingError):
             engine.dispose()
             raise DataFolderError(
-                f"catalog {url} is not a facesearch catalog (or is unreadable); run 'facesearch init' first"
+                f"catalog {redact(url)} is not a facesearch catalog (or is unreadable); run 'facesearch init' first"
             ) from None
         if version is None or int(version.value) != SCHEMA_VERSION:
             engine.dispose()
-            raise DataFolderError(f"catalog {url} has schema {version and version.value}, expected {SCHEMA_VERSION}")
-        Base.metadata.create_all(engine)  # additive: tables added since the folder was made (subjects)
+            raise DataFolderError(
+                f"catalog {redact(url)} has schema {version and version.value}, expected {SCHEMA_VERSION}"
+            )
+        migrate.upgrade(engine)
         return cls(engine)
 
     def close(self) -> None:
@@ -179,9 +168,13 @@ class Catalog:
         session.merge(MetaRow(key=SCRUB_OWED_KEY, value="1"))
 
     def shred_deleted_bytes(self) -> None:
-        """Move every committed page out of SQLite's write-ahead log and truncate it, so that rows deleted
-        (and zeroed by ``secure_delete``) leave no older copy in the WAL file; then the owed scrub is done."""
-        if self._engine.dialect.name == "sqlite":
+        """Take deleted rows' bytes out of the database's files, then mark the owed scrub done. SQLite: move every
+        committed page out of the write-ahead log and truncate it, so that rows deleted (and zeroed by
+        ``secure_delete``) leave no older copy in the WAL file. PostgreSQL: ``database.scrub_deleted_rows``
+        (VACUUM FULL, a WAL switch)."""
+        if self._engine.dialect.name == "postgresql":
+            scrub_deleted_rows(self._engine)
+        elif self._engine.dialect.name == "sqlite":
             self._checkpoint()
         with self._sessions.begin() as session:
             owed = session.get(MetaRow, SCRUB_OWED_KEY)
@@ -328,7 +321,9 @@ class Catalog:
         now = datetime.now(UTC)
         batch = list(images)
         with self._sessions.begin() as session:
-            collection = session.get(CollectionRow, collection_id)
+            # Row lock (PostgreSQL; SQLite has one writer anyway): concurrent writers to one collection bump its
+            # generation one after the other, never both from the same value.
+            collection = session.get(CollectionRow, collection_id, with_for_update=True)
             if collection is None:
                 raise NotFoundError(f"collection #{collection_id} was deleted during the ingest")
             held = _held_contents(session, collection_id, [image.content_id for image in batch])
@@ -385,7 +380,7 @@ class Catalog:
         """Delete images and their faces in one transaction; ``audit(faces, images)`` makes its record."""
         wanted = [int(i) for i in image_ids]
         with self._sessions.begin() as session:
-            collection = session.get(CollectionRow, collection_id)
+            collection = session.get(CollectionRow, collection_id, with_for_update=True)
             if collection is None:
                 raise NotFoundError(f"collection #{collection_id} does not exist")
             images = session.scalars(
@@ -437,8 +432,8 @@ class Catalog:
             drop_empty_people(session, list(by_collection))
             names = {}
             generations = {}
-            for collection_id in by_collection:
-                collection = session.get(CollectionRow, collection_id)
+            for collection_id in sorted(by_collection):  # one lock order: concurrent erasures cannot deadlock
+                collection = session.get(CollectionRow, collection_id, with_for_update=True)
                 assert collection is not None
                 collection.index_generation += 1
                 names[collection_id] = collection.name

@@ -1,0 +1,1 @@
+"""Alembic revisions of the catalog, oldest first (each names the one it follows)."""
