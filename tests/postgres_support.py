@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,7 +50,10 @@ def unavailable(reason: str) -> None:
 
 
 def _cluster(command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(LOCAL_CLUSTER), command], capture_output=True, text=True, timeout=120, check=False)
+    env = {**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable)}  # this Python has pgserver
+    return subprocess.run(
+        [str(LOCAL_CLUSTER), command], capture_output=True, text=True, timeout=120, check=False, env=env
+    )
 
 
 def _exports(output: str) -> dict[str, str]:
