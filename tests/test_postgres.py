@@ -234,22 +234,28 @@ def test_two_servers_and_a_cli_ingest_keep_one_linear_audit_chain(tmp_path: Path
 
 APPENDER = """
 import sys
+from pathlib import Path
+from facesearch.core.settings import Settings
+from facesearch.engine.engine import Engine
 from facesearch.safeguards.audit import Actor, IngestEvent
-from facesearch.store.catalog.store import Catalog
 
-catalog = Catalog.open(sys.argv[1])
-for n in range(int(sys.argv[3])):
-    with catalog.sessions.begin() as session:  # an action's transaction, with its audit entry inside (no retry)
-        catalog.audit.append(session, IngestEvent(Actor(sys.argv[2]), files_seen=n))
-catalog.close()
+settings = Settings(data_dir=Path(sys.argv[4]), database_url=sys.argv[1], master_key=sys.argv[5])
+with Engine.open(settings) as engine:  # the master key keys the audit chain
+    catalog = engine.catalog
+    for n in range(int(sys.argv[3])):
+        with catalog.sessions.begin() as session:  # an action's transaction, with its audit entry inside (no retry)
+            catalog.audit.append(session, IngestEvent(Actor(sys.argv[2]), files_seen=n))
 """
 
 
 def test_audit_appends_from_concurrent_processes_all_land_in_one_chain(pg_engine: Engine) -> None:
     url, per_writer = pg_engine.settings.catalog_url, 100
     before = pg_engine.catalog.audit.verify().entries
+    key, data = pg_engine.settings.master_key, str(pg_engine.settings.data_dir)
     writers = [
-        subprocess.Popen([sys.executable, "-c", APPENDER, url, f"writer {n}", str(per_writer)], stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", APPENDER, url, f"writer {n}", str(per_writer), data, key], stderr=subprocess.PIPE
+        )
         for n in range(3)
     ]
     failures = [writer.communicate(timeout=120)[1].decode()[-600:] for writer in writers if writer.wait(120) != 0]
