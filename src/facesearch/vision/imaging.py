@@ -78,6 +78,7 @@ def decode_image(data: bytes, *, name: str, max_pixels: int, max_side: int | Non
                 f"{name}: {stored_width}x{stored_height} is {stored_width * stored_height:,} pixels, over the "
                 f"limit of {max_pixels:,}; downscale it or raise max_image_pixels"
             )
+        check_reducible(name, stored_width, stored_height, max_side)
         orientation = _exif_orientation(image)
         full_width, full_height = (
             (stored_height, stored_width) if orientation in _SWAPS_AXES else (stored_width, stored_height)
@@ -107,6 +108,28 @@ def decode_image(data: bytes, *, name: str, max_pixels: int, max_side: int | Non
         byte_size=len(data),
         scale=full_width / pixels.shape[1],
     )
+
+
+def check_reducible(name: str, width: int, height: int, max_side: int | None) -> None:
+    """Refuse, before decoding, an image so thin that at ``max_side`` pixels long it would be under one pixel
+    wide: it cannot hold a face, and a 1x90,000,000 PNG would cost gigabytes to decode and scan."""
+    longer, shorter = max(width, height), min(width, height)
+    if max_side and longer > max_side and shorter * max_side < longer:
+        raise ImageError(
+            f"{name}: {width}x{height} is too thin to hold a face (over {max_side}:1, the limit set by "
+            "detect_max_side); crop it to the part that shows a face"
+        )
+
+
+def fit_pixels(pixels: RGBImage, max_side: int) -> RGBImage:
+    """``pixels`` at most ``max_side`` on the longest side, resized as decoded images are."""
+    height, width = pixels.shape[:2]
+    if max(height, width) <= max_side:
+        return pixels
+    factor = max_side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    resized = Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(resized, dtype=np.uint8)
 
 
 def load_image(path: Path, *, max_bytes: int, max_pixels: int, max_side: int | None = None) -> LoadedImage:
