@@ -143,3 +143,17 @@ def test_doubling_stays_within_the_budget_whatever_the_shape(height: int, width:
     # an ordinary photo is doubled as before
     assert upsample_times(250, 250, settings.upsample_max_pixels, 600) == 2
     assert upsample_times(480, 640, settings.upsample_max_pixels, 600) == 1
+
+
+def test_the_cli_detects_no_face_in_a_one_pixel_image_and_refuses_a_thin_one(tmp_path: Path) -> None:
+    dot, strip = tmp_path / "dot.png", tmp_path / "strip.png"
+    Image.new("RGB", (1, 1)).save(dot)
+    strip.write_bytes(png_header_only(3, 9000))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FACESEARCH_")} | {"PYTHONPATH": str(SRC)}
+    command = [sys.executable, "-m", "facesearch", "detect", "--json"]
+    found = subprocess.run([*command, str(dot)], capture_output=True, text=True, env=environment, timeout=120)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["faces"] == []
+    refused = subprocess.run([*command, str(strip)], capture_output=True, text=True, env=environment, timeout=120)
+    assert refused.returncode == 3 and "too thin to hold a face" in refused.stderr
+    assert "Traceback" not in refused.stderr + found.stderr
