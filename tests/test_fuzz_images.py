@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -118,9 +119,9 @@ def _flip(data: bytes, flips: list[tuple[int, int]]) -> bytes:
 ANALYSER = FaceAnalyser(Settings())
 
 
-def _result_or_error(run: object) -> None:
+def _result_or_error(run: Callable[[], object]) -> None:
     try:
-        run()  # type: ignore[operator]
+        run()
     except FacesearchError as error:
         assert error.message.strip(), "an error without a message"
 

@@ -22,10 +22,11 @@ detections up to 0.66; weak upright detections in turned photos (0.02-0.19) are 
 MAX_UPSAMPLE = 4
 UPSAMPLE_BUDGET = 4
 """Doubling never takes the pixels HOG scans past this many times ``upsample_max_pixels`` (what an image of that
-size doubled once costs: about 1.3 s and 90 MB here), counted on the copy actually scanned, border included,
-whatever the image's shape. Without it a 3x9000 PNG, reduced to 1x2048 and bordered for the tight-crop retry, was
-doubled four times from its 1 px side: 49152x16400 pixels, over 8 GB (bench/README.md, extreme shapes). Photos of
-up to about 2.8:1 are doubled as before; a thinner one is doubled less, finding faces from 40 px instead of 20."""
+size doubled once costs: 4 Mpx, about 1.2 s and 35 MB over the models here), counted on the copy actually
+scanned, border included, whatever the image's shape. Without it a 3x9000 PNG, reduced to 1x2048 and bordered for
+the tight-crop retry, was doubled four times from its 1 px side: 49152x16400 pixels, over 8 GB (bench/README.md,
+extreme shapes). Photos of up to about 2.8:1 are doubled as before; a thinner one is doubled less, finding faces
+from 40 px instead of 20."""
 MIN_IMAGE_SIDE = 20
 """Images (as analysed) with a shorter side under this many pixels give no faces without being looked at: YuNet's
 smallest reliable face is 20 px (``models/yunet.py``) and a face cannot be larger than the image. This is what
