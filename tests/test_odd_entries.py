@@ -48,6 +48,7 @@ def odd_folder(tmp_path: Path) -> Path:
     (folder / "phone.heic").write_bytes(HEIC_BYTES)
     (folder / "scan.jp2").write_bytes(JP2_BYTES)
     (folder / "other.avif").write_bytes(b"\x00\x00\x00\x18ftypavif" + bytes(64))
+    (folder / "renamed.jpg").write_bytes(HEIC_BYTES)  # known by its content
     return folder
 
 
@@ -78,6 +79,7 @@ def test_each_odd_entry_is_that_files_failure_and_the_rest_is_indexed(engine: En
         ("phone.heic", "HEIC"),
         ("scan.jp2", "JPEG 2000"),
         ("other.avif", "AVIF"),
+        ("renamed.jpg", "HEIC"),
     }
     assert all("convert them to JPEG or PNG" in f.advice for f in report.unsupported)
 
@@ -112,9 +114,9 @@ def test_cli_json_stays_valid_utf8_with_a_non_utf8_name(tmp_path: Path, odd_fold
     assert b"Traceback" not in result.stderr
     report = json.loads(result.stdout.decode("utf-8"))  # strict UTF-8
     assert report["images_added"] == 3 and len(report["failed"]) == 4
-    assert {entry["format"] for entry in report["unsupported"]} == {"HEIC", "JPEG 2000", "AVIF"}
+    assert sorted(entry["format"] for entry in report["unsupported"]) == ["AVIF", "HEIC", "HEIC", "JPEG 2000"]
     text = facesearch("ingest", "news", odd_folder, "--workers", "1", "--no-progress").stdout.decode("utf-8")
-    assert "3 skipped (format not supported)" in text and "convert them to JPEG or PNG" in text
+    assert "4 skipped (format not supported)" in text and "convert them to JPEG or PNG" in text
 
 
 def test_a_fifo_or_device_named_directly_is_refused_without_being_read(tmp_path: Path) -> None:

@@ -94,12 +94,20 @@ def _walk(folder: Path) -> Iterator[FoundFile]:
         if suffix in UNSUPPORTED_SUFFIXES:
             yield FoundFile(path, unsupported=UNSUPPORTED_SUFFIXES[suffix])
         elif suffix in IMAGE_SUFFIXES:
-            found = _classify(path)
+            # the common case costs no system call: the listing already says it is a plain file
+            found = FoundFile(path) if _plain_file(entry) else _classify(path)
             if found.problem != _LINKED_FOLDER:
                 yield found
 
 
 _LINKED_FOLDER = "a symbolic link to a folder"
+
+
+def _plain_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _is_real_folder(path: Path) -> bool:

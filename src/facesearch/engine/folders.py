@@ -73,7 +73,10 @@ def ingest_folders(
     batch: list[NewImage] = []
     try:
         for outcome in run_tasks(tasks(), workers):
-            if outcome.image is None:
+            if outcome.unsupported:
+                advice = unsupported_advice(outcome.unsupported)
+                report.unsupported.append(UnsupportedFile(path_text(outcome.path), outcome.unsupported, advice))
+            elif outcome.image is None:
                 report.failed.append(FailedFile(path_text(outcome.path), outcome.error or "unknown error"))
             else:
                 batch.append(outcome.image)

@@ -10,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
-from facesearch.core.errors import FacesearchError
+from facesearch.core.errors import FacesearchError, UnsupportedFormatError
 from facesearch.core.paths import path_text
 from facesearch.core.records import NewImage
 from facesearch.core.settings import EmbedderChoice, Settings
@@ -38,6 +38,8 @@ class FileOutcome:
     path: Path
     image: NewImage | None
     error: str | None
+    unsupported: str | None = None
+    """The format's name when the file's content is an image format facesearch does not read (skipped)."""
 
 
 def task_for(path: Path, settings: Settings, workers: int = 1) -> FileTask:
@@ -65,6 +67,8 @@ def analyse_file(task: FileTask) -> FileOutcome:
         models = configured_models(task.embedder)
         faces = analyse_image(loaded, models, task.analysis)
         source_path = path_text(task.path.resolve())  # valid UTF-8 whatever the name (core/paths.py)
+    except UnsupportedFormatError as problem:
+        return FileOutcome(task.path, None, problem.message, problem.image_format)
     except FacesearchError as problem:
         return FileOutcome(task.path, None, problem.message)
     except Exception as exc:  # one bad file must not stop the others; the reason is reported
