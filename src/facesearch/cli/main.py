@@ -230,9 +230,14 @@ def _ingest_text(report: IngestReport) -> str:
     lines = [
         f"collection {report.collection}: {report.files_seen} files, {report.images_added} images added "
         f"({report.faces_added} faces, {report.images_without_faces} images without faces), "
-        f"{report.skipped_already_indexed} already indexed, {len(report.failed)} failed "
-        f"in {report.seconds:.1f} s ({rate:.1f} images/s)",
+        f"{report.skipped_already_indexed} already indexed, {len(report.unsupported)} skipped (format not "
+        f"supported), {len(report.failed)} failed in {report.seconds:.1f} s ({rate:.1f} images/s)",
     ]
+    if report.unsupported:
+        rows = [(f.path, f.format) for f in report.unsupported]
+        formats = ", ".join(sorted({f.format for f in report.unsupported}))
+        lines += ["", f"skipped, {formats} not supported (convert them to JPEG or PNG and ingest those):"]
+        lines += [table(["file", "format"], rows)]
     if report.failed:
         lines += ["", "failed files:", table(["file", "reason"], [(f.path, f.reason) for f in report.failed])]
     return "\n".join(lines)

@@ -36,6 +36,17 @@ class ImageError(FacesearchError):
     code = "bad_image"
 
 
+class UnsupportedFormatError(ImageError):
+    """An image in a format facesearch does not read (HEIC, AVIF, JPEG 2000, JPEG XL): skipped by ingest."""
+
+    http_status = 415
+    code = "unsupported_format"
+
+    def __init__(self, message: str, image_format: str) -> None:
+        super().__init__(message)
+        self.image_format = image_format
+
+
 class TooLargeError(ImageError):
     """An upload is over a size limit (bytes, pixels or files per request)."""
 

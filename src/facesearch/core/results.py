@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from facesearch.core.paths import utf8_text
 from facesearch.core.records import Box
 
 
@@ -20,7 +21,9 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_plain(item) for item in value]
     if isinstance(value, dict):
-        return {str(key): to_plain(item) for key, item in value.items()}
+        return {utf8_text(str(key)): to_plain(item) for key, item in value.items()}
+    if isinstance(value, str):
+        return utf8_text(value)  # a file name that is not UTF-8 must not make the JSON invalid
     return value
 
 
@@ -115,6 +118,13 @@ class FailedFile:
     reason: str
 
 
+@dataclass(frozen=True)
+class UnsupportedFile:
+    path: str
+    format: str
+    advice: str
+
+
 @dataclass
 class IngestReport:
     collection: str
@@ -124,6 +134,8 @@ class IngestReport:
     images_without_faces: int = 0
     skipped_already_indexed: int = 0
     failed: list[FailedFile] = field(default_factory=list)
+    unsupported: list[UnsupportedFile] = field(default_factory=list)
+    """Files skipped because facesearch does not read their format (HEIC, AVIF, JPEG 2000, JPEG XL)."""
     faces_skipped_by_objection: int = 0
     seconds: float = 0.0
 

@@ -71,7 +71,8 @@ class Settings:
     reduced scale, others resized). Larger finds smaller faces in big photos and costs time as the square."""
     upsample_max_pixels: int = 1_000_000
     """Images with at most this many pixels (after reduction) are upsampled once before detection, so that
-    faces down to about 40 px across are found; larger images are detected as they are (faces from ~80 px)."""
+    faces down to about 40 px across are found; larger images are detected as they are (faces from ~80 px).
+    Doubling never takes the pixels one detection pass scans past 4 times this, whatever the image's shape."""
     upsample_target_side: int = 600
     """Small images are upsampled (up to 4 times) until their shorter side reaches this, so that faces
     of 40 px in them are found. Doubling it finds faces down to about 20 px at about 4x the time."""

@@ -10,14 +10,15 @@ from itertools import islice
 from pathlib import Path
 
 from facesearch.core.errors import ImageError
+from facesearch.core.paths import path_text
 from facesearch.core.records import NewImage
-from facesearch.core.results import FailedFile, IngestReport
+from facesearch.core.results import FailedFile, IngestReport, UnsupportedFile
 from facesearch.core.settings import Settings
 from facesearch.engine.batches import BatchWriter
-from facesearch.engine.files import count_image_files, iter_image_files
+from facesearch.engine.files import FoundFile, count_found_files, find_files
 from facesearch.engine.ingest import FileTask, Progress, run_tasks, task_for
 from facesearch.store.catalog.store import Catalog
-from facesearch.vision.imaging import content_id_of, read_image_file
+from facesearch.vision.imaging import content_id_of, read_image_file, unsupported_advice
 
 CONTENT_CHECK_CHUNK = 32
 """Files hashed before their content ids are looked up in the catalog together (one query, not one a file)."""
@@ -34,22 +35,30 @@ def ingest_folders(
 ) -> IngestReport:
     """Index every image under ``paths`` through ``writer``, counting into ``report``."""
     started = time.perf_counter()
-    progress.start(count_image_files(paths))
+    progress.start(count_found_files(paths))
     seen: set[str] = set()
 
-    def hashed(chunk: list[Path]) -> list[tuple[Path, str]]:
+    def hashed(chunk: list[FoundFile]) -> list[tuple[Path, str]]:
         found = []
-        for path in chunk:
+        for entry in chunk:
             report.files_seen += 1
+            path = entry.path
             try:
-                found.append((path, content_id_of(read_image_file(path, settings.max_file_bytes))))
+                if entry.unsupported:
+                    advice = unsupported_advice(entry.unsupported)
+                    report.unsupported.append(UnsupportedFile(path_text(path), entry.unsupported, advice))
+                elif entry.problem:
+                    report.failed.append(FailedFile(path_text(path), entry.problem))
+                else:
+                    found.append((path, content_id_of(read_image_file(path, settings.max_file_bytes))))
+                    continue
             except ImageError as problem:
-                report.failed.append(FailedFile(str(path), problem.message))
-                progress.advance(path)
+                report.failed.append(FailedFile(path_text(path), problem.message))
+            progress.advance(path)
         return found
 
     def tasks() -> Iterator[FileTask]:
-        files = iter_image_files(paths)
+        files = find_files(paths)
         while chunk := list(islice(files, CONTENT_CHECK_CHUNK)):
             contents = hashed(chunk)
             held = catalog.held_contents(writer.collection_id, [content_id for _, content_id in contents])
@@ -65,8 +74,11 @@ def ingest_folders(
     outcomes = run_tasks(tasks(), workers)
     try:
         for outcome in outcomes:
-            if outcome.image is None:
-                report.failed.append(FailedFile(str(outcome.path), outcome.error or "unknown error"))
+            if outcome.unsupported:
+                advice = unsupported_advice(outcome.unsupported)
+                report.unsupported.append(UnsupportedFile(path_text(outcome.path), outcome.unsupported, advice))
+            elif outcome.image is None:
+                report.failed.append(FailedFile(path_text(outcome.path), outcome.error or "unknown error"))
             else:
                 batch.append(outcome.image)
             progress.advance(outcome.path)

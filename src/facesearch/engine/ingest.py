@@ -10,7 +10,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
-from facesearch.core.errors import FacesearchError
+from facesearch.core.errors import FacesearchError, UnsupportedFormatError
+from facesearch.core.paths import path_text
 from facesearch.core.records import NewImage
 from facesearch.core.settings import EmbedderChoice, Settings
 from facesearch.engine.lean_spawn import LeanSpawnContext
@@ -40,6 +41,8 @@ class FileOutcome:
     path: Path
     image: NewImage | None
     error: str | None
+    unsupported: str | None = None
+    """The format's name when the file's content is an image format facesearch does not read (skipped)."""
 
 
 def task_for(path: Path, settings: Settings, workers: int = 1) -> FileTask:
@@ -63,16 +66,19 @@ def analyse_file(task: FileTask) -> FileOutcome:
         # decode_image hashes the bytes again, though the main process hashed the file to skip known content:
         # the file may have changed since, and the stored content id must be that of the bytes analysed
         # (sha256 costs about 0.65 ms per MB here).
-        loaded = decode_image(data, name=str(task.path), max_pixels=task.max_pixels, max_side=task.max_side)
+        loaded = decode_image(data, name=path_text(task.path), max_pixels=task.max_pixels, max_side=task.max_side)
         models = configured_models(task.embedder)
         faces = analyse_image(loaded, models, task.analysis)
+        source_path = path_text(task.path.resolve())  # valid UTF-8 whatever the name (core/paths.py)
+    except UnsupportedFormatError as problem:
+        return FileOutcome(task.path, None, problem.message, problem.image_format)
     except FacesearchError as problem:
         return FileOutcome(task.path, None, problem.message)
     except Exception as exc:  # one bad file must not stop the others; the reason is reported
-        return FileOutcome(task.path, None, f"{task.path}: unexpected error while analysing ({exc!r})")
+        return FileOutcome(task.path, None, f"{path_text(task.path)}: unexpected error while analysing ({exc!r})")
     image = NewImage(
         content_id=loaded.content_id,
-        source_path=str(task.path.resolve()),
+        source_path=source_path,
         width=loaded.width,
         height=loaded.height,
         format=loaded.format,

@@ -14,6 +14,7 @@ from facesearch.core.settings import Settings
 from facesearch.safeguards.audit import AUDIT_ACTOR, AUDIT_KEYED_CHANGE, AuditChain, ConfigurationEvent
 from facesearch.safeguards.vault import MasterKey
 from facesearch.store.catalog.store import Catalog, peek_sqlite_meta
+from facesearch.store.private import FILE_MODE, FOLDER_MODE, private_file, private_folder, tighten
 
 KEY_CHECK = "master_key_check"
 TEMPLATE_VIEWS_KEY = "template_views"
@@ -26,8 +27,10 @@ def create_catalog(settings: Settings) -> tuple[Catalog, MasterKey]:
     master_key = MasterKey.load(settings.master_key, settings.master_key_file, settings.data_dir)
     _check_key_before_opening(settings, master_key)
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        settings.index_dir.mkdir(exist_ok=True)
+        private_folder(settings.data_dir)
+        private_folder(settings.index_dir)
+        if not settings.database_url:  # SQLite gives its WAL and shared-memory files the catalog's mode
+            private_file(settings.data_dir / CATALOG_FILE)
     except OSError as exc:
         raise DataFolderError(
             f"cannot create data folder {settings.data_dir} ({exc.strerror}); choose another"
@@ -49,6 +52,7 @@ def open_catalog(settings: Settings) -> tuple[Catalog, MasterKey]:
         )
     master_key = MasterKey.load(settings.master_key, settings.master_key_file, settings.data_dir)
     _check_key_before_opening(settings, master_key)
+    _tighten_existing(settings)
     catalog = Catalog.open(settings.catalog_url)
     if catalog.meta(KEY_CHECK) is None:
         catalog.close()
@@ -132,6 +136,13 @@ def redact(url: str) -> str:
         user = credentials.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}"
     return url
+
+
+def _tighten_existing(settings: Settings) -> None:
+    """A data folder made by an older facesearch, world-readable, is made owner-only when its owner opens it."""
+    tighten(settings.data_dir, FOLDER_MODE)
+    for name in (CATALOG_FILE, CATALOG_FILE + "-wal", CATALOG_FILE + "-shm"):
+        tighten(settings.data_dir / name, FILE_MODE)
 
 
 def _check_key_before_opening(settings: Settings, master_key: MasterKey) -> None:

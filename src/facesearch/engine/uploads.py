@@ -8,16 +8,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from facesearch.core.errors import ConflictError, FacesearchError, TooLargeError
+from facesearch.core.errors import ConflictError, FacesearchError, TooLargeError, UnsupportedFormatError
 from facesearch.core.records import NewImage
-from facesearch.core.results import FailedFile, IngestReport, UploadedImage, UploadReport
+from facesearch.core.results import FailedFile, IngestReport, UnsupportedFile, UploadedImage, UploadReport
 from facesearch.core.settings import Settings
 from facesearch.engine.batches import BatchWriter
 from facesearch.engine.ciphers import Ciphers
 from facesearch.store.catalog.store import Catalog
 from facesearch.store.uploads import UploadStore, upload_source
 from facesearch.vision.analysis import FaceAnalyser
-from facesearch.vision.imaging import content_id_of
+from facesearch.vision.imaging import content_id_of, unsupported_advice
 from facesearch.vision.templates import template_recipe
 
 
@@ -60,6 +60,13 @@ def prepare_uploads(
             continue
         try:
             image = _analyse_upload(settings, analyser, name, data, subject_id)
+        except UnsupportedFormatError as problem:
+            if strict:
+                raise
+            report.unsupported.append(
+                UnsupportedFile(name, problem.image_format, unsupported_advice(problem.image_format))
+            )
+            continue
         except FacesearchError as problem:
             if strict:
                 raise

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from facesearch.core.errors import DataFolderError
 from facesearch.safeguards.vault import CollectionCipher
+from facesearch.store.private import private_folder, write_private
 
 UPLOAD_SCHEME = "upload:"
 UPLOAD_PURPOSE = "uploaded image"
@@ -36,9 +37,9 @@ class UploadStore:
 
     def put(self, cipher: CollectionCipher, content_id: str, data: bytes) -> None:
         path = self._path(cipher.collection_id, content_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         partial = path.with_suffix(".partial")
-        partial.write_bytes(cipher.seal(data, UPLOAD_PURPOSE))
+        write_private(partial, cipher.seal(data, UPLOAD_PURPOSE))
         partial.replace(path)
 
     def get(self, cipher: CollectionCipher, content_id: str) -> bytes:

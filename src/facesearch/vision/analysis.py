@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facesearch.core.errors import InvalidValueError, NoFaceError
+from facesearch.core.paths import path_text
 from facesearch.core.records import AnalysedFace, LoadedImage
 from facesearch.core.results import DetectionResult, FaceInfo, Verification
 from facesearch.core.settings import Settings
@@ -86,4 +87,4 @@ class FaceAnalyser:
 
 
 def _name(image: ImageSource) -> str:
-    return str(image) if isinstance(image, Path) else "the uploaded image"
+    return path_text(image) if isinstance(image, Path) else "the uploaded image"

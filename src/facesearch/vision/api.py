@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from facesearch.core.errors import ImageError
 from facesearch.core.records import AnalysedFace, DetectedFace, Embedding, LoadedImage, RGBImage
 from facesearch.core.settings import Settings
 from facesearch.vision.distance import face_distance, is_match
-from facesearch.vision.imaging import load_image
+from facesearch.vision.imaging import check_reducible, fit_pixels, load_image
 from facesearch.vision.models.registry import ModelSet, configured_models
 from facesearch.vision.pipeline import AnalysisOptions, analyse_image
 from facesearch.vision.pipeline import detect_faces as _detect
@@ -67,12 +68,23 @@ def _loaded(image: ImageInput, settings: Settings) -> LoadedImage:
     pixels = np.ascontiguousarray(image, dtype=np.uint8)
     if pixels.ndim == 2:
         pixels = np.ascontiguousarray(np.stack([pixels] * 3, axis=-1))
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or not pixels.size:
+        raise ImageError(f"an array of shape {pixels.shape} is not an image; pass H x W x 3 RGB or H x W grey")
     height, width = pixels.shape[:2]
+    if height * width > settings.max_image_pixels:
+        raise ImageError(
+            f"a {width}x{height} array is {height * width:,} pixels, over the limit of "
+            f"{settings.max_image_pixels:,}; downscale it or raise max_image_pixels"
+        )
+    check_reducible("the array", width, height, settings.detect_max_side)
+    content_id = hashlib.sha256(pixels.tobytes()).hexdigest()
+    fitted = fit_pixels(pixels, settings.detect_max_side)
     return LoadedImage(
-        pixels=pixels,
-        content_id=hashlib.sha256(pixels.tobytes()).hexdigest(),
+        pixels=fitted,
+        content_id=content_id,
         width=width,
         height=height,
         format="array",
         byte_size=pixels.nbytes,
+        scale=width / fitted.shape[1],
     )

@@ -5,19 +5,38 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
+import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facesearch.core.errors import ImageError
+from facesearch.core.errors import ImageError, UnsupportedFormatError
+from facesearch.core.paths import path_text
 from facesearch.core.records import LoadedImage, RGBImage
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "PPM", "ICO")
 """Pillow decoders facesearch lets open a file (JPEG covers camera MPO files, PPM covers PGM and PBM).
 Restricting the list keeps decoders that run external programs (EPS) or are rarely audited away from
 untrusted uploads."""
+
+UNSUPPORTED_SUFFIXES = {
+    ".heic": "HEIC",
+    ".heif": "HEIF",
+    ".hif": "HEIF",
+    ".avif": "AVIF",
+    ".jp2": "JPEG 2000",
+    ".j2k": "JPEG 2000",
+    ".j2c": "JPEG 2000",
+    ".jpf": "JPEG 2000",
+    ".jpx": "JPEG 2000",
+    ".jxl": "JPEG XL",
+}
+"""Suffixes of image formats facesearch does not read, by format: ingest lists such files as skipped."""
+_HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF"}
+_AVIF_BRANDS = (b"avif", b"avis")
 
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that turn the image a quarter
 _EXIF_ORIENTATION_TAG = 0x0112
@@ -28,26 +47,70 @@ def content_id_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def unsupported_advice(image_format: str) -> str:
+    return f"{image_format} images are not read by facesearch; convert them to JPEG or PNG and ingest those"
+
+
 def read_image_file(path: Path, max_bytes: int) -> bytes:
-    """The bytes of ``path``, refusing what cannot be an image facesearch should read."""
+    """The bytes of ``path``, refusing what cannot be an image facesearch should read. The file is opened
+    without blocking and checked to be a regular file before a byte is read: a FIFO or a device named like an
+    image never hangs or floods a reader, even if it replaced a regular file after the folder was listed."""
+    name = path_text(path)
     try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise ImageError(f"{path}: is a folder, not an image; pass image files or use ingest on folders")
-        if size == 0:
-            raise ImageError(f"{path}: file is empty; re-copy it from its source")
-        if size > max_bytes:
-            raise ImageError(
-                f"{path}: file is {size:,} bytes, over the limit of {max_bytes:,}; "
-                "raise max_file_bytes if this photo is genuine"
-            )
-        return path.read_bytes()
+        _check_regular(name, path.stat().st_mode)  # a FIFO or device is never opened
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file; check the path") from None
+        broken = path.is_symlink()
+        raise ImageError(
+            f"{name}: broken symbolic link (its target is missing); fix or remove it"
+            if broken
+            else f"{name}: no such file; check the path"
+        ) from None
     except PermissionError:
-        raise ImageError(f"{path}: permission denied; make the file readable by this user") from None
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot be read ({exc.strerror or exc}); check the disk and the path") from None
+        raise ImageError(f"{name}: permission denied; make the file readable by this user") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ImageError(f"{name}: cannot be read ({reason}); check the disk and the path") from None
+    with os.fdopen(handle, "rb") as file:
+        try:
+            status = os.fstat(handle)
+            _check_regular(name, status.st_mode)  # it may have been replaced since
+            size = status.st_size
+            if size == 0:
+                raise ImageError(f"{name}: file is empty; re-copy it from its source")
+            if size > max_bytes:
+                raise ImageError(
+                    f"{name}: file is {size:,} bytes, over the limit of {max_bytes:,}; "
+                    "raise max_file_bytes if this photo is genuine"
+                )
+            data = file.read(max_bytes + 1)
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot be read ({exc.strerror or exc}); check the disk and the path") from None
+    if len(data) > max_bytes:
+        raise ImageError(f"{name}: file grew past the limit of {max_bytes:,} bytes while being read; try again")
+    return data
+
+
+def _check_regular(name: str, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise ImageError(f"{name}: is a folder, not an image; pass image files or use ingest on folders")
+    if not stat.S_ISREG(mode):
+        raise ImageError(f"{name}: not a regular file (a FIFO, device or socket); pass an image file")
+
+
+def unsupported_format(data: bytes) -> str | None:
+    """The name of the format of ``data`` when it is an image format facesearch knows it does not read."""
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in _AVIF_BRANDS:
+            return "AVIF"
+        if brand in _HEIF_BRANDS:
+            return _HEIF_BRANDS[brand]
+    if data.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n") or data.startswith(b"\xff\x4f\xff\x51"):
+        return "JPEG 2000"
+    if data.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n") or data.startswith(b"\xff\x0a"):
+        return "JPEG XL"
+    return None
 
 
 def decode_image(data: bytes, *, name: str, max_pixels: int, max_side: int | None = None) -> LoadedImage:
@@ -57,6 +120,7 @@ def decode_image(data: bytes, *, name: str, max_pixels: int, max_side: int | Non
     images become 8-bit RGB; GIF and TIFF give their first frame. Large JPEGs are decoded at 1/2, 1/4
     or 1/8 scale by the JPEG decoder itself, which is several times faster than decoding in full.
     """
+    name = path_text(name)
     Image.init()  # registers every decoder named in ACCEPTED_FORMATS (idempotent)
     with warnings.catch_warnings():
         # Pillow's own bomb check uses a process-wide limit; facesearch checks its own setting below.
@@ -64,6 +128,9 @@ def decode_image(data: bytes, *, name: str, max_pixels: int, max_side: int | Non
         try:
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
         except UnidentifiedImageError:
+            known = unsupported_format(data)
+            if known:
+                raise UnsupportedFormatError(f"{name}: {unsupported_advice(known)}", known) from None
             raise ImageError(
                 f"{name}: not an image facesearch can read; use JPEG, PNG, WebP, GIF, BMP, TIFF or PGM/PPM"
             ) from None
@@ -78,6 +145,7 @@ def decode_image(data: bytes, *, name: str, max_pixels: int, max_side: int | Non
                 f"{name}: {stored_width}x{stored_height} is {stored_width * stored_height:,} pixels, over the "
                 f"limit of {max_pixels:,}; downscale it or raise max_image_pixels"
             )
+        check_reducible(name, stored_width, stored_height, max_side)
         orientation = _exif_orientation(image)
         full_width, full_height = (
             (stored_height, stored_width) if orientation in _SWAPS_AXES else (stored_width, stored_height)
@@ -107,6 +175,28 @@ def decode_image(data: bytes, *, name: str, max_pixels: int, max_side: int | Non
         byte_size=len(data),
         scale=full_width / pixels.shape[1],
     )
+
+
+def check_reducible(name: str, width: int, height: int, max_side: int | None) -> None:
+    """Refuse, before decoding, an image so thin that at ``max_side`` pixels long it would be under one pixel
+    wide: it cannot hold a face, and a 1x90,000,000 PNG would cost gigabytes to decode and scan."""
+    longer, shorter = max(width, height), min(width, height)
+    if max_side and longer > max_side and shorter * max_side < longer:
+        raise ImageError(
+            f"{name}: {width}x{height} is too thin to hold a face (over {max_side}:1, the limit set by "
+            "detect_max_side); crop it to the part that shows a face"
+        )
+
+
+def fit_pixels(pixels: RGBImage, max_side: int) -> RGBImage:
+    """``pixels`` at most ``max_side`` on the longest side, resized as decoded images are."""
+    height, width = pixels.shape[:2]
+    if max(height, width) <= max_side:
+        return pixels
+    factor = max_side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    resized = Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(resized, dtype=np.uint8)
 
 
 def load_image(path: Path, *, max_bytes: int, max_pixels: int, max_side: int | None = None) -> LoadedImage:

@@ -20,6 +20,17 @@ ROTATED_MIN_SCORE = 0.8
 turned photos scored 1.1-2.1 once turned upright, while the rotations of photos without faces produced
 detections up to 0.66; weak upright detections in turned photos (0.02-0.19) are beaten by the turn."""
 MAX_UPSAMPLE = 4
+UPSAMPLE_BUDGET = 4
+"""Doubling never takes the pixels HOG scans past this many times ``upsample_max_pixels`` (what an image of that
+size doubled once costs: 4 Mpx, about 1.2 s and 35 MB over the models here), counted on the copy actually
+scanned, border included, whatever the image's shape. Without it a 3x9000 PNG, reduced to 1x2048 and bordered for
+the tight-crop retry, was doubled four times from its 1 px side: 49152x16400 pixels, over 8 GB (bench/README.md,
+extreme shapes). Photos of up to about 2.8:1 are doubled as before; a thinner one is doubled less, finding faces
+from 40 px instead of 20."""
+MIN_IMAGE_SIDE = 20
+"""Images (as analysed) with a shorter side under this many pixels give no faces without being looked at: YuNet's
+smallest reliable face is 20 px (``models/yunet.py``) and a face cannot be larger than the image. This is what
+one-pixel images and thin strips get, instead of a crash in dlib or seconds of doubling to find nothing."""
 HOG_WINDOW = 80
 """Side in pixels of the smallest face dlib's HOG detector finds at a given scale."""
 ROTATED_MIN_FACE_SHARE = 0.25
@@ -120,6 +131,8 @@ def sharpness(chip: RGBImage) -> float:
 
 def _find(pixels: RGBImage, models: ModelSet, options: AnalysisOptions) -> _Found | None:
     """The faces of the best orientation: upright unless a turned copy finds a clearly better face."""
+    if min(pixels.shape[:2]) < MIN_IMAGE_SIDE:
+        return None
     best = _attempt(pixels, _UPRIGHT, models, options)
     if not options.try_rotations or (best is not None and _top_score(best) >= CONFIDENT_SCORE):
         return best
@@ -142,7 +155,12 @@ def _attempt(pixels: RGBImage, attempt: _Attempt, models: ModelSet, options: Ana
         work = np.pad(work, ((pad, pad), (pad, pad), (0, 0)), mode="constant")
     height, width = pixels.shape[:2]
     upsample = upsample_times(
-        height, width, options.upsample_max_pixels, options.upsample_target_side, attempt.face_share
+        height,
+        width,
+        options.upsample_max_pixels,
+        options.upsample_target_side,
+        attempt.face_share,
+        scanned_pixels=work.shape[0] * work.shape[1],
     )
     if attempt.padded:
         smallest = TIGHT_CROP_MIN_SIZE * min(height, width)
@@ -160,11 +178,21 @@ def _attempt(pixels: RGBImage, attempt: _Attempt, models: ModelSet, options: Ana
     return _Found(work, attempt, pad, [(box, score, landmarks.landmarks(work, box)) for box, score in boxes])
 
 
-def upsample_times(height: int, width: int, max_pixels: int, target_side: int, face_share: float | None = None) -> int:
+def upsample_times(
+    height: int,
+    width: int,
+    max_pixels: int,
+    target_side: int,
+    face_share: float | None = None,
+    *,
+    scanned_pixels: int | None = None,
+) -> int:
     """How many times to double the image before HOG detection: none above ``max_pixels``; otherwise enough
     that its shorter side reaches ``target_side`` (at least once, at most MAX_UPSAMPLE times), so that
     small faces in small images reach the detector's 80 px window. A fallback looking only for faces of at
-    least ``face_share`` of the shorter side doubles no more than such a face needs."""
+    least ``face_share`` of the shorter side doubles no more than such a face needs. Either way the copy
+    scanned (``scanned_pixels``, the image's own when not given) is not doubled past UPSAMPLE_BUDGET times
+    ``max_pixels``."""
     if height * width > max_pixels:
         return 0
     times = 1
@@ -172,6 +200,9 @@ def upsample_times(height: int, width: int, max_pixels: int, target_side: int, f
         times += 1
     if face_share is not None:
         times = min(times, _upsample_for_face(face_share * min(height, width)))
+    scanned = height * width if scanned_pixels is None else scanned_pixels
+    while times and scanned * 4**times > UPSAMPLE_BUDGET * max_pixels:
+        times -= 1
     return times
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from facesearch.core.errors import ConflictError, DataFolderError, NotFoundError
+from facesearch.core.paths import utf8_text
 from facesearch.core.records import AnalysedFace, Box, NewImage
 from facesearch.core.results import CollectionInfo
 from facesearch.safeguards.audit import Event
@@ -627,7 +628,7 @@ def _image_values(collection_id: int, image: NewImage, now: datetime) -> dict[st
     return {
         "collection_id": collection_id,
         "content_id": image.content_id,
-        "source_path": image.source_path,
+        "source_path": utf8_text(image.source_path),  # a name that is not UTF-8 as core/paths.py writes it
         "width": image.width,
         "height": image.height,
         "format": image.format,

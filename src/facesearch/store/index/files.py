@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from facesearch.store.private import private_folder, write_private
+
 MAGIC = b"FACESEARCH-INDEX 1\n"
 
 
@@ -30,14 +32,9 @@ class IndexFileError(Exception):
 
 
 def write_index_file(path: Path, header: dict[str, Any], payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     temp = path.with_name(path.name + ".tmp")
-    with temp.open("wb") as handle:
-        handle.write(MAGIC)
-        handle.write(json.dumps(header, sort_keys=True).encode() + b"\n")
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_private(temp, MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload, sync=True)
     temp.replace(path)
     folder = os.open(path.parent, os.O_RDONLY)
     try:
