@@ -14,7 +14,7 @@ from facesearch.core.errors import InvalidValueError
 from facesearch.core.results import to_plain
 from facesearch.safeguards.audit import Action, ExportEvent
 from facesearch.safeguards.roles import ApiKey, Role
-from facesearch.server.service import Limit, Offset, allow, paged, read_upload, service
+from facesearch.server.service import MAX_ROW_ID, Limit, Offset, RowId, allow, paged, read_upload, service
 from facesearch.store.catalog.browse import check_page
 
 router = APIRouter(prefix="/v1", tags=["accountability"])
@@ -159,7 +159,7 @@ def create_key(request: Request, body: NewKey, key: Annotated[ApiKey, Depends(al
 
 
 @router.delete("/keys/{key_id}", summary="Revoke an API key (admin)")
-def revoke_key(request: Request, key_id: int, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
+def revoke_key(request: Request, key_id: RowId, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
     svc = service(request)
     with svc.lock:
         return to_plain(svc.keys.revoke(key_id, key.actor))
@@ -167,6 +167,9 @@ def revoke_key(request: Request, key_id: int, key: Annotated[ApiKey, Depends(all
 
 def _ids(text: str, what: str) -> list[int]:
     try:
-        return [int(part) for part in text.replace(" ", "").split(",") if part]
+        ids = [int(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
         raise InvalidValueError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if not all(1 <= i <= MAX_ROW_ID for i in ids):
+        raise InvalidValueError(f"{what} must be ids between 1 and {MAX_ROW_ID}, got {text!r}")
+    return ids

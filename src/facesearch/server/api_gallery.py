@@ -13,8 +13,20 @@ from facesearch.core.results import to_plain
 from facesearch.safeguards.governance import CollectionSpec
 from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.pictures import boxed_image, face_thumbnail
-from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, read_upload, service
-from facesearch.store.catalog.browse import Browser
+from facesearch.server.service import (
+    MAX_ROW_ID,
+    Limit,
+    Offset,
+    RowId,
+    Service,
+    allow,
+    collection_allowed,
+    collection_visible,
+    paged,
+    read_upload,
+    service,
+)
+from facesearch.store.catalog.browse import Browser, FaceSummary, ImageSummary
 
 router = APIRouter(prefix="/v1", tags=["collections, images and faces"])
 EVERY_ROLE = tuple(Role)
@@ -102,7 +114,7 @@ def upload_images(
     return to_plain(result)
 
 
-@router.get("/collections/{name}/images", summary="Images held in a collection, paged")
+@router.get("/collections/{name}/images", summary="Images held in a collection, paged (counted and audited)")
 def list_images(
     request: Request,
     name: str,
@@ -110,12 +122,16 @@ def list_images(
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> Any:
+    collection_visible(key, name)
     svc = service(request)
+    svc.count_search(key, "list images")
     with svc.lock:
-        return to_plain(Browser(svc.engine.catalog).images(name, offset, limit))
+        page = Browser(svc.engine.catalog).images(name, offset, limit)
+    svc.record_view(key, "list images", [], [image.id for image in page.items], counted=True)
+    return to_plain(page)
 
 
-@router.get("/collections/{name}/faces", summary="Faces held in a collection, paged")
+@router.get("/collections/{name}/faces", summary="Faces held in a collection, paged (counted and audited)")
 def list_faces(
     request: Request,
     name: str,
@@ -123,29 +139,37 @@ def list_faces(
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> Any:
+    collection_visible(key, name)
     svc = service(request)
+    svc.count_search(key, "list faces")
     with svc.lock:
-        return to_plain(Browser(svc.engine.catalog).faces(name, offset, limit))
+        page = Browser(svc.engine.catalog).faces(name, offset, limit)
+    svc.record_view(key, "list faces", [face.id for face in page.items], [], counted=True)
+    return to_plain(page)
 
 
 @router.get("/images/{image_id}", summary="An image: source, collection, dates and its faces")
-def get_image(request: Request, image_id: int, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
+def get_image(request: Request, image_id: RowId, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
     svc = service(request)
-    with svc.lock:
-        return to_plain(Browser(svc.engine.catalog).image(image_id))
+    counted = svc.count_view(key, "image", image_ids=[image_id])
+    image = _visible_image(svc, key, image_id)
+    svc.record_view(key, "image", [face.id for face in image.faces], [image_id], counted=counted)
+    return to_plain(image)
 
 
 @router.get("/images/{image_id}/picture", responses=JPEG, response_class=Response, summary="The image, boxes drawn")
 def image_picture(
     request: Request,
-    image_id: int,
+    image_id: RowId,
     key: Annotated[ApiKey, Depends(allow(*VIEWERS))],
-    face: Annotated[int | None, Query(description="Face id to highlight.")] = None,
+    face: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description="Face id to highlight.")] = None,
 ) -> Response:
     svc = service(request)
+    counted = svc.count_view(key, "image picture", image_ids=[image_id])
+    image = _visible_image(svc, key, image_id)
     with svc.lock:
-        image = Browser(svc.engine.catalog).image(image_id)
         data = svc.engine.image_bytes(image_id)
+    svc.record_view(key, "image picture", [], [image_id], counted=counted)
     ids = [f.id for f in image.faces]
     highlight = ids.index(face) if face in ids else None
     picture = boxed_image(data, [f.box for f in image.faces], highlight, svc.engine.settings.max_image_pixels)
@@ -154,7 +178,7 @@ def image_picture(
 
 @router.delete("/images/{image_id}", summary="Erase an image and its faces, with a receipt (rights)")
 def delete_image(
-    request: Request, image_id: int, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))]
+    request: Request, image_id: RowId, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))]
 ) -> Any:
     svc = service(request)
     with svc.lock:
@@ -162,25 +186,43 @@ def delete_image(
 
 
 @router.get("/faces/{face_id}", summary="A face: box, detection score, image, collection")
-def get_face(request: Request, face_id: int, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
+def get_face(request: Request, face_id: RowId, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
     svc = service(request)
-    with svc.lock:
-        return to_plain(Browser(svc.engine.catalog).face(face_id))
+    counted = svc.count_view(key, "face", face_ids=[face_id])
+    face = _visible_face(svc, key, face_id)
+    svc.record_view(key, "face", [face_id], [face.image_id], counted=counted)
+    return to_plain(face)
 
 
 @router.get("/faces/{face_id}/thumbnail", responses=JPEG, response_class=Response, summary="The face, cropped")
-def face_picture(request: Request, face_id: int, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Response:
+def face_picture(request: Request, face_id: RowId, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Response:
     svc = service(request)
+    counted = svc.count_view(key, "face thumbnail", face_ids=[face_id])
+    face = _visible_face(svc, key, face_id)
     with svc.lock:
-        face = Browser(svc.engine.catalog).face(face_id)
         data = svc.engine.image_bytes(face.image_id)
+    svc.record_view(key, "face thumbnail", [face_id], [], counted=counted)
     picture = face_thumbnail(data, face.box, svc.engine.settings.max_image_pixels)
     return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
+def _visible_image(svc: Service, key: ApiKey, image_id: int) -> ImageSummary:
+    with svc.lock:
+        image = Browser(svc.engine.catalog).image(image_id)
+    collection_visible(key, image.collection)
+    return image
+
+
+def _visible_face(svc: Service, key: ApiKey, face_id: int) -> FaceSummary:
+    with svc.lock:
+        face = Browser(svc.engine.catalog).face(face_id)
+    collection_visible(key, face.collection)
+    return face
+
+
 @router.delete("/faces/{face_id}", summary="Erase one face, with a receipt (rights)")
 def delete_face(
-    request: Request, face_id: int, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))]
+    request: Request, face_id: RowId, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))]
 ) -> Any:
     svc = service(request)
     with svc.lock:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from facesearch.core.results import to_plain
 from facesearch.people.service import People
 from facesearch.safeguards.roles import ApiKey, Role
-from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, service
+from facesearch.server.service import MAX_ROW_ID, Limit, Offset, RowId, allow, collection_allowed, paged, service
 
 router = APIRouter(prefix="/v1", tags=["people"])
 
@@ -29,11 +29,13 @@ class PersonChange(BaseModel):
 
 
 class Merge(BaseModel):
-    other: int = Field(description="The person whose faces join this one (it disappears).")
+    other: int = Field(ge=1, le=MAX_ROW_ID, description="The person whose faces join this one (it disappears).")
 
 
 class Split(BaseModel):
-    face_ids: list[int] = Field(description="Faces of this person that become a new person.")
+    face_ids: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] = Field(
+        description="Faces of this person that become a new person."
+    )
 
 
 def _scoped(key: ApiKey, collection: str) -> None:
@@ -60,24 +62,30 @@ def list_people(
 ) -> Any:
     _scoped(key, name)
     svc = service(request)
+    svc.count_search(key, "list people")
     with svc.lock:
         people = People(svc.engine)
         page = paged(people.list_people(name, include_hidden=hidden), offset, limit)
-        return {**page, "low_quality_faces": people.low_quality_faces(name)}
+        low_quality = people.low_quality_faces(name)
+    shown = [p["representative"]["face_id"] for p in page["items"] if p["representative"]]
+    svc.record_view(key, "list people", shown, [], counted=True)
+    return {**page, "low_quality_faces": low_quality}
 
 
 @router.get("/people/{person_id}", summary="A person and their faces")
-def show_person(request: Request, person_id: int, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
+def show_person(request: Request, person_id: RowId, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
     svc = service(request)
+    svc.count_search(key, "person")
     with svc.lock:
         detail = People(svc.engine).show(person_id)
     _scoped(key, detail.info.collection)
+    svc.record_view(key, "person", [f.face_id for f in detail.faces], [f.image_id for f in detail.faces], counted=True)
     return to_plain(detail)
 
 
 @router.patch("/people/{person_id}", summary="Name, hide or show a person")
 def change_person(
-    request: Request, person_id: int, body: PersonChange, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]
+    request: Request, person_id: RowId, body: PersonChange, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]
 ) -> Any:
     svc = service(request)
     with svc.lock:
@@ -91,7 +99,7 @@ def change_person(
 
 
 @router.post("/people/{person_id}/merge", summary="Merge another person into this one")
-def merge(request: Request, person_id: int, body: Merge, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
+def merge(request: Request, person_id: RowId, body: Merge, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
     svc = service(request)
     with svc.lock:
         people = People(svc.engine)
@@ -101,7 +109,7 @@ def merge(request: Request, person_id: int, body: Merge, key: Annotated[ApiKey, 
 
 
 @router.post("/people/{person_id}/split", summary="Split faces out of a person into a new person")
-def split(request: Request, person_id: int, body: Split, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
+def split(request: Request, person_id: RowId, body: Split, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
     svc = service(request)
     with svc.lock:
         people = People(svc.engine)

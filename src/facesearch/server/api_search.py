@@ -46,6 +46,8 @@ def search(
             threshold=threshold,
             collections=wanted,
         )
+    matches = [match for probe in result.results for match in probe.matches]
+    svc.shown.add(key.id, [m.face_id for m in matches], [m.image_id for m in matches])  # their pictures follow
     return to_plain(result)
 
 

@@ -32,7 +32,7 @@ from facesearch.core.records import Box, Embedding, Point
 from facesearch.safeguards.audit import VerifyEvent
 from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.api_subjects import subjects_for
-from facesearch.server.service import Service, allow, read_upload, service
+from facesearch.server.service import RowId, Service, allow, read_upload, service
 from facesearch.vision.distance import face_distance
 
 router = APIRouter(prefix="/api/v1", tags=["CompreFace-compatible"])
@@ -174,7 +174,7 @@ def delete_examples(
 
 
 @router.delete("/recognition/faces/{image_id}", summary="Erase one example")
-def delete_example(request: Request, image_id: int, key: Annotated[ApiKey, Depends(ENROLLER)]) -> Any:
+def delete_example(request: Request, image_id: RowId, key: Annotated[ApiKey, Depends(ENROLLER)]) -> Any:
     with service(request).lock:
         subjects = subjects_for(request, key)
         subject = _example_subject(subjects, image_id)
@@ -185,7 +185,7 @@ def delete_example(request: Request, image_id: int, key: Annotated[ApiKey, Depen
 @router.post("/recognition/faces/{image_id}/verify", summary="Compare the faces of an image with one example")
 def verify_example(
     request: Request,
-    image_id: int,
+    image_id: RowId,
     file: Annotated[UploadFile, File()],
     key: Annotated[ApiKey, Depends(SEARCHER)],
     limit: Limit = 0,
