@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -14,10 +13,12 @@ from facesearch.core.errors import InvalidValueError
 from facesearch.core.results import to_plain
 from facesearch.safeguards.audit import Action, ExportEvent
 from facesearch.safeguards.roles import ApiKey, Role
-from facesearch.server.service import MAX_ROW_ID, Limit, Offset, RowId, allow, paged, read_upload, service
+from facesearch.server.params import MAX_ROW_ID, Moment, RowId
+from facesearch.server.service import Limit, Offset, allow, paged, read_upload, service
 from facesearch.store.catalog.browse import check_page
 
 router = APIRouter(prefix="/v1", tags=["accountability"])
+REFERENCE_FIELD = "the form field 'reference'"
 Reference = Annotated[str, Form(min_length=3, description="The request's reference, for the audit log.")]
 
 
@@ -40,8 +41,8 @@ def audit_entries(
     actor: str | None = None,
     action: str | None = None,
     purpose: Annotated[str | None, Query(description="Entries whose purpose contains this text.")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> Any:
@@ -67,8 +68,8 @@ def audit_verify(request: Request, key: Annotated[ApiKey, Depends(allow(Role.AUD
 def report(
     request: Request,
     key: Annotated[ApiKey, Depends(allow(Role.AUDITOR))],
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
 ) -> Any:
     svc = service(request)
     with svc.lock:
@@ -86,7 +87,7 @@ def rights_access(
     svc.count_search(key, "access request")
     _, data = read_upload(file, svc.engine.settings.max_file_bytes)
     with svc.lock:
-        answer = SubjectRights(svc.engine).access(data, key.actor, reference)
+        answer = SubjectRights(svc.engine).access(data, key.actor, reference, asked_as=REFERENCE_FIELD)
         svc.engine.catalog.audit.record(
             ExportEvent(
                 actor=key.actor,
@@ -121,6 +122,7 @@ def rights_erase(
             face_ids=_ids(face_ids, "face_ids"),
             image_ids=_ids(image_ids, "image_ids"),
             objection_agreement=objection,
+            asked_as=REFERENCE_FIELD,
         )
     return to_plain(result)
 

@@ -12,12 +12,11 @@ from facesearch.core.errors import TooLargeError
 from facesearch.core.results import to_plain
 from facesearch.safeguards.governance import CollectionSpec
 from facesearch.safeguards.roles import ApiKey, Role
+from facesearch.server.params import MAX_ROW_ID, RowId
 from facesearch.server.pictures import boxed_image, face_thumbnail
 from facesearch.server.service import (
-    MAX_ROW_ID,
     Limit,
     Offset,
-    RowId,
     Service,
     allow,
     collection_allowed,
@@ -31,6 +30,7 @@ from facesearch.store.catalog.browse import Browser, FaceSummary, ImageSummary
 router = APIRouter(prefix="/v1", tags=["collections, images and faces"])
 EVERY_ROLE = tuple(Role)
 VIEWERS = (Role.SEARCH, Role.RIGHTS)
+REASON_PARAMETER = "the query parameter 'reason'"
 Reason = Annotated[str, Query(min_length=3, description="Why: request or case reference, for the audit log.")]
 JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG to look at."}}
 
@@ -46,7 +46,7 @@ class NewCollection(BaseModel):
 
 class CollectionChange(BaseModel):
     people_allowed: bool
-    reason: str = Field(description="Why the purpose changed, for the audit log.")
+    reason: str = Field(min_length=3, description="Why the purpose changed, for the audit log.")
 
 
 @router.get("/collections", summary="List collections: purpose, basis, retention, counts")
@@ -81,7 +81,10 @@ def change_collection(
 ) -> Any:
     svc = service(request)
     with svc.lock:
-        return to_plain(svc.engine.set_people_allowed(name, body.people_allowed, key.actor, body.reason))
+        changed = svc.engine.set_people_allowed(
+            name, body.people_allowed, key.actor, body.reason, asked_as="the body's field 'reason'"
+        )
+        return to_plain(changed)
 
 
 @router.delete("/collections/{name}", status_code=204, summary="Delete a collection and shred its key (admin)")
@@ -182,7 +185,8 @@ def delete_image(
 ) -> Any:
     svc = service(request)
     with svc.lock:
-        return to_plain(SubjectRights(svc.engine).erase(key.actor, reason, image_ids=[image_id]))
+        erased = SubjectRights(svc.engine).erase(key.actor, reason, image_ids=[image_id], asked_as=REASON_PARAMETER)
+        return to_plain(erased)
 
 
 @router.get("/faces/{face_id}", summary="A face: box, detection score, image, collection")
@@ -226,4 +230,5 @@ def delete_face(
 ) -> Any:
     svc = service(request)
     with svc.lock:
-        return to_plain(SubjectRights(svc.engine).erase(key.actor, reason, face_ids=[face_id]))
+        erased = SubjectRights(svc.engine).erase(key.actor, reason, face_ids=[face_id], asked_as=REASON_PARAMETER)
+        return to_plain(erased)

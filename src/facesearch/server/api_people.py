@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 from facesearch.core.results import to_plain
 from facesearch.people.service import People
 from facesearch.safeguards.roles import ApiKey, Role
-from facesearch.server.service import MAX_ROW_ID, Limit, Offset, RowId, allow, collection_allowed, paged, service
+from facesearch.server.params import MAX_ROW_ID, RowId
+from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, service
 
 router = APIRouter(prefix="/v1", tags=["people"])
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from facesearch.core.errors import CollectionScopeError
 from facesearch.core.results import to_plain
 from facesearch.safeguards.roles import ApiKey, Role
-from facesearch.server.service import allow, read_upload, service
+from facesearch.server.service import KEY_PURPOSE, allow, read_upload, service
 
 router = APIRouter(prefix="/v1", tags=["search"])
 Case = Annotated[str, Form(description="Case reference, added to the key's declared purpose in the audit log.")]
@@ -45,6 +45,7 @@ def search(
             top_k=top_k,
             threshold=threshold,
             collections=wanted,
+            asked_as=KEY_PURPOSE,
         )
     matches = [match for probe in result.results for match in probe.matches]
     svc.shown.add(key.id, [m.face_id for m in matches], [m.image_id for m in matches])  # their pictures follow
@@ -66,7 +67,8 @@ def verify(
     _, first = read_upload(a, limit)
     _, second = read_upload(b, limit)
     with svc.lock:
-        result = svc.engine.verify(first, second, key.actor, purpose=svc.purpose_of(key, case), threshold=threshold)
+        purpose = svc.purpose_of(key, case)
+        result = svc.engine.verify(first, second, key.actor, purpose, threshold=threshold, asked_as=KEY_PURPOSE)
     return to_plain(result)
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from facesearch.accountability.subjects import Consent, Subjects
 from facesearch.core.results import to_plain
 from facesearch.safeguards.roles import ApiKey, Role
+from facesearch.server.params import Moment
 from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, read_upload, service
 
 router = APIRouter(prefix="/v1", tags=["subjects"])
@@ -21,7 +22,9 @@ class Enrolment(BaseModel):
     name: str = Field(description="The subject's name, as results will show it.")
     consent_given_by: str = Field(description="Who consented: the subject, or who may consent for them.")
     consent_scope: str = Field(description="What the consent covers, in a sentence.")
-    consent_at: datetime | None = Field(None, description="When consent was given (default: now).")
+    consent_at: Moment | None = Field(
+        None, description="When consent was given, ISO 8601, not in the future (default: now)."
+    )
 
 
 def subjects_for(request: Request, key: ApiKey) -> Subjects:

@@ -32,7 +32,8 @@ from facesearch.core.records import Box, Embedding, Point
 from facesearch.safeguards.audit import VerifyEvent
 from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.api_subjects import subjects_for
-from facesearch.server.service import RowId, Service, allow, read_upload, service
+from facesearch.server.params import MAX_ROW_ID, RowId, parse_moment
+from facesearch.server.service import KEY_PURPOSE, Service, allow, read_upload, service
 from facesearch.vision.distance import face_distance
 
 router = APIRouter(prefix="/api/v1", tags=["CompreFace-compatible"])
@@ -41,7 +42,7 @@ ENROLLER = allow(Role.INGEST)
 SUBJECT_CANDIDATES = 50
 """Gallery faces looked at per probe face to find ``prediction_count`` distinct subjects."""
 
-Limit = Annotated[int, Query(ge=0, description="Faces to recognise, largest first; 0 means all.")]
+Limit = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="Faces to recognise, largest first; 0 means all.")]
 DetProb = Annotated[float, Query(ge=0, le=1, description="Minimum detection probability.")]
 Plugins = Annotated[str, Query(description="Comma-separated: only 'landmarks' is served.")]
 
@@ -106,6 +107,7 @@ def recognize(
             top_k=SUBJECT_CANDIDATES,
             threshold=min(1.99, 2 * threshold),
             collections=[subjects.collection],
+            asked_as=KEY_PURPOSE,
         )
         names = {image_id: subject for image_id, subject in subjects.example_images()}
     faces = [r for r in found.results if probability(r.score) >= det_prob_threshold]
@@ -143,7 +145,7 @@ def add_example(
 def list_examples(
     request: Request,
     key: Annotated[ApiKey, Depends(ENROLLER)],
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     size: Annotated[int, Query(ge=1, le=1000)] = 20,
     subject: str | None = None,
 ) -> Any:
@@ -259,7 +261,11 @@ def add_subject(
             "enrolling a subject needs a consent record: send consent_given_by (who consented) and consent_scope "
             "(to what) with the subject, and consent_at (ISO 8601) if it was not given now"
         )
-    at = datetime.fromisoformat(str(body["consent_at"])) if body.get("consent_at") else datetime.now(UTC)
+    try:
+        given = body.get("consent_at")
+        at = datetime.now(UTC) if given is None or given == "" else parse_moment(given, "consent_at")
+    except ValueError as problem:
+        raise InvalidValueError(str(problem)) from None
     with service(request).lock:
         enrolled = subjects_for(request, key).enrol(name, Consent(given_by, scope, at), key.actor)
     return {"subject": enrolled.name}
@@ -346,7 +352,8 @@ def verify(
     _, target = read_upload(target_image, size)
     threshold = svc.engine.settings.match_threshold
     with svc.lock:
-        result = svc.engine.verify(source, target, key.actor, purpose=svc.purpose_of(key, "CompreFace verify"))
+        purpose = svc.purpose_of(key, "CompreFace verify")
+        result = svc.engine.verify(source, target, key.actor, purpose, asked_as=KEY_PURPOSE)
     return {
         "result": [
             {

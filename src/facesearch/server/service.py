@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Path, Query, Request, UploadFile
+from fastapi import Query, Request, UploadFile
 
 from facesearch.core.errors import (
     CollectionScopeError,
@@ -23,15 +23,15 @@ from facesearch.core.results import to_plain
 from facesearch.engine.engine import Engine
 from facesearch.safeguards.audit import RefusalEvent, ViewEvent
 from facesearch.safeguards.roles import ApiKey, Role
+from facesearch.server.params import MAX_ROW_ID
 from facesearch.server.ratelimit import RateLimiter
 from facesearch.server.viewing import Shown
 from facesearch.store.catalog.browse import MAX_PAGE, check_page
 from facesearch.store.keys import KeyStore
 
 log = logging.getLogger("facesearch.server")
-MAX_ROW_ID = 2**63 - 1
-"""The largest integer the catalog can hold (SQLite's 64-bit integers): the bound of every id and offset."""
-RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The item's id.")]
+KEY_PURPOSE = "over the API, the key's declared purpose: facesearch keys create --purpose"
+"""Where a search or a verification over the API states its purpose."""
 Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="Items to skip.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Items per page (at most {MAX_PAGE}).")]
 
