@@ -15,9 +15,10 @@ from facesearch.safeguards.audit import Action, ExportEvent
 from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.params import MAX_ROW_ID, Moment, RowId
 from facesearch.server.service import Limit, Offset, allow, paged, read_upload, service
+from facesearch.server.statuses import EVERY_CALL, errors
 from facesearch.store.catalog.browse import check_page
 
-router = APIRouter(prefix="/v1", tags=["accountability"])
+router = APIRouter(prefix="/v1", tags=["accountability"], responses=errors(*EVERY_CALL))
 REFERENCE_FIELD = "the form field 'reference'"
 Reference = Annotated[str, Form(min_length=3, description="The request's reference, for the audit log.")]
 
@@ -76,7 +77,11 @@ def report(
         return to_plain(transparency_report(svc.engine, since, until))
 
 
-@router.post("/rights/access", summary="Subject access: every held image of the person in a photo (rights)")
+@router.post(
+    "/rights/access",
+    responses=errors(400, 413, 429),
+    summary="Subject access: every held image of the person in a photo (rights)",
+)
 def rights_access(
     request: Request,
     file: Annotated[UploadFile, File(description="A photo of the person; analysed in memory, never stored.")],
@@ -100,7 +105,11 @@ def rights_access(
     return to_plain(answer)
 
 
-@router.post("/rights/erase", summary="Erase the person in a photo, or faces or images, with a receipt (rights)")
+@router.post(
+    "/rights/erase",
+    responses=errors(400, 404, 413),
+    summary="Erase the person in a photo, or faces or images, with a receipt (rights)",
+)
 def rights_erase(
     request: Request,
     reference: Reference,
@@ -150,7 +159,12 @@ def list_keys(
         return paged(svc.keys.list_keys(), offset, limit)
 
 
-@router.post("/keys", status_code=201, summary="Create an API key (admin); the secret is in this response only")
+@router.post(
+    "/keys",
+    responses=errors(409),
+    status_code=201,
+    summary="Create an API key (admin); the secret is in this response only",
+)
 def create_key(request: Request, body: NewKey, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
     svc = service(request)
     with svc.lock:
@@ -160,7 +174,7 @@ def create_key(request: Request, body: NewKey, key: Annotated[ApiKey, Depends(al
     return {"key": to_plain(created), "token": secret}
 
 
-@router.delete("/keys/{key_id}", summary="Revoke an API key (admin)")
+@router.delete("/keys/{key_id}", responses=errors(404), summary="Revoke an API key (admin)")
 def revoke_key(request: Request, key_id: RowId, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
     svc = service(request)
     with svc.lock:

@@ -25,9 +25,10 @@ from facesearch.server.service import (
     read_upload,
     service,
 )
+from facesearch.server.statuses import EVERY_CALL, errors
 from facesearch.store.catalog.browse import Browser, FaceSummary, ImageSummary
 
-router = APIRouter(prefix="/v1", tags=["collections, images and faces"])
+router = APIRouter(prefix="/v1", tags=["collections, images and faces"], responses=errors(*EVERY_CALL))
 EVERY_ROLE = tuple(Role)
 VIEWERS = (Role.SEARCH, Role.RIGHTS)
 REASON_PARAMETER = "the query parameter 'reason'"
@@ -58,7 +59,7 @@ def list_collections(
         return paged(svc.engine.collections(), offset, limit)
 
 
-@router.post("/collections", status_code=201, summary="Create a collection (admin)")
+@router.post("/collections", responses=errors(409), status_code=201, summary="Create a collection (admin)")
 def create_collection(request: Request, body: NewCollection, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
     spec = CollectionSpec.parse(
         body.name, body.purpose, body.lawful_basis, body.biometric_condition, body.retention, body.people_allowed
@@ -68,14 +69,16 @@ def create_collection(request: Request, body: NewCollection, key: Annotated[ApiK
         return to_plain(svc.engine.create_collection(spec, key.actor))
 
 
-@router.get("/collections/{name}", summary="One collection")
+@router.get("/collections/{name}", responses=errors(404), summary="One collection")
 def get_collection(request: Request, name: str, key: Annotated[ApiKey, Depends(allow(*EVERY_ROLE))]) -> Any:
     svc = service(request)
     with svc.lock:
         return to_plain(svc.engine.collection(name))
 
 
-@router.patch("/collections/{name}", summary="Allow or withdraw grouping faces into people (admin)")
+@router.patch(
+    "/collections/{name}", responses=errors(404), summary="Allow or withdraw grouping faces into people (admin)"
+)
 def change_collection(
     request: Request, name: str, body: CollectionChange, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]
 ) -> Any:
@@ -87,7 +90,12 @@ def change_collection(
         return to_plain(changed)
 
 
-@router.delete("/collections/{name}", status_code=204, summary="Delete a collection and shred its key (admin)")
+@router.delete(
+    "/collections/{name}",
+    responses=errors(404),
+    status_code=204,
+    summary="Delete a collection and shred its key (admin)",
+)
 def delete_collection(
     request: Request, name: str, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]
 ) -> Response:
@@ -97,7 +105,11 @@ def delete_collection(
     return Response(status_code=204)
 
 
-@router.post("/collections/{name}/images", summary="Upload one or more images into a collection (ingest)")
+@router.post(
+    "/collections/{name}/images",
+    responses=errors(404, 413),
+    summary="Upload one or more images into a collection (ingest)",
+)
 def upload_images(
     request: Request,
     name: str,
@@ -117,7 +129,11 @@ def upload_images(
     return to_plain(result)
 
 
-@router.get("/collections/{name}/images", summary="Images held in a collection, paged (counted and audited)")
+@router.get(
+    "/collections/{name}/images",
+    responses=errors(404, 429),
+    summary="Images held in a collection, paged (counted and audited)",
+)
 def list_images(
     request: Request,
     name: str,
@@ -134,7 +150,11 @@ def list_images(
     return to_plain(page)
 
 
-@router.get("/collections/{name}/faces", summary="Faces held in a collection, paged (counted and audited)")
+@router.get(
+    "/collections/{name}/faces",
+    responses=errors(404, 429),
+    summary="Faces held in a collection, paged (counted and audited)",
+)
 def list_faces(
     request: Request,
     name: str,
@@ -151,7 +171,9 @@ def list_faces(
     return to_plain(page)
 
 
-@router.get("/images/{image_id}", summary="An image: source, collection, dates and its faces")
+@router.get(
+    "/images/{image_id}", responses=errors(404, 429), summary="An image: source, collection, dates and its faces"
+)
 def get_image(request: Request, image_id: RowId, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
     svc = service(request)
     counted = svc.count_view(key, "image", image_ids=[image_id])
@@ -160,7 +182,12 @@ def get_image(request: Request, image_id: RowId, key: Annotated[ApiKey, Depends(
     return to_plain(image)
 
 
-@router.get("/images/{image_id}/picture", responses=JPEG, response_class=Response, summary="The image, boxes drawn")
+@router.get(
+    "/images/{image_id}/picture",
+    responses={**JPEG, **errors(404, 429)},
+    response_class=Response,
+    summary="The image, boxes drawn",
+)
 def image_picture(
     request: Request,
     image_id: RowId,
@@ -179,7 +206,9 @@ def image_picture(
     return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/images/{image_id}", summary="Erase an image and its faces, with a receipt (rights)")
+@router.delete(
+    "/images/{image_id}", responses=errors(404), summary="Erase an image and its faces, with a receipt (rights)"
+)
 def delete_image(
     request: Request, image_id: RowId, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))]
 ) -> Any:
@@ -189,7 +218,7 @@ def delete_image(
         return to_plain(erased)
 
 
-@router.get("/faces/{face_id}", summary="A face: box, detection score, image, collection")
+@router.get("/faces/{face_id}", responses=errors(404, 429), summary="A face: box, detection score, image, collection")
 def get_face(request: Request, face_id: RowId, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
     svc = service(request)
     counted = svc.count_view(key, "face", face_ids=[face_id])
@@ -198,7 +227,12 @@ def get_face(request: Request, face_id: RowId, key: Annotated[ApiKey, Depends(al
     return to_plain(face)
 
 
-@router.get("/faces/{face_id}/thumbnail", responses=JPEG, response_class=Response, summary="The face, cropped")
+@router.get(
+    "/faces/{face_id}/thumbnail",
+    responses={**JPEG, **errors(404, 429)},
+    response_class=Response,
+    summary="The face, cropped",
+)
 def face_picture(request: Request, face_id: RowId, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Response:
     svc = service(request)
     counted = svc.count_view(key, "face thumbnail", face_ids=[face_id])
@@ -224,7 +258,7 @@ def _visible_face(svc: Service, key: ApiKey, face_id: int) -> FaceSummary:
     return face
 
 
-@router.delete("/faces/{face_id}", summary="Erase one face, with a receipt (rights)")
+@router.delete("/faces/{face_id}", responses=errors(404), summary="Erase one face, with a receipt (rights)")
 def delete_face(
     request: Request, face_id: RowId, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))]
 ) -> Any:

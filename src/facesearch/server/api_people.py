@@ -16,8 +16,9 @@ from facesearch.people.service import People
 from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.params import MAX_ROW_ID, RowId
 from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, service
+from facesearch.server.statuses import EVERY_CALL, errors
 
-router = APIRouter(prefix="/v1", tags=["people"])
+router = APIRouter(prefix="/v1", tags=["people"], responses=errors(*EVERY_CALL))
 
 
 class Cluster(BaseModel):
@@ -44,7 +45,11 @@ def _scoped(key: ApiKey, collection: str) -> None:
         collection_allowed(key, collection)
 
 
-@router.post("/collections/{name}/people/cluster", summary="Group the collection's faces into people (ingest)")
+@router.post(
+    "/collections/{name}/people/cluster",
+    responses=errors(404),
+    summary="Group the collection's faces into people (ingest)",
+)
 def cluster(request: Request, name: str, body: Cluster, key: Annotated[ApiKey, Depends(allow(Role.INGEST))]) -> Any:
     _scoped(key, name)
     svc = service(request)
@@ -52,7 +57,11 @@ def cluster(request: Request, name: str, body: Cluster, key: Annotated[ApiKey, D
         return to_plain(People(svc.engine).cluster(name, key.actor, full=body.full))
 
 
-@router.get("/collections/{name}/people", summary="People of a collection, largest first, with a representative face")
+@router.get(
+    "/collections/{name}/people",
+    responses=errors(404, 429),
+    summary="People of a collection, largest first, with a representative face",
+)
 def list_people(
     request: Request,
     name: str,
@@ -73,7 +82,7 @@ def list_people(
     return {**page, "low_quality_faces": low_quality}
 
 
-@router.get("/people/{person_id}", summary="A person and their faces")
+@router.get("/people/{person_id}", responses=errors(404, 429), summary="A person and their faces")
 def show_person(request: Request, person_id: RowId, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
     svc = service(request)
     svc.count_search(key, "person")
@@ -84,7 +93,7 @@ def show_person(request: Request, person_id: RowId, key: Annotated[ApiKey, Depen
     return to_plain(detail)
 
 
-@router.patch("/people/{person_id}", summary="Name, hide or show a person")
+@router.patch("/people/{person_id}", responses=errors(404), summary="Name, hide or show a person")
 def change_person(
     request: Request, person_id: RowId, body: PersonChange, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]
 ) -> Any:
@@ -99,7 +108,7 @@ def change_person(
         return to_plain(people.show(person_id).info)
 
 
-@router.post("/people/{person_id}/merge", summary="Merge another person into this one")
+@router.post("/people/{person_id}/merge", responses=errors(404), summary="Merge another person into this one")
 def merge(request: Request, person_id: RowId, body: Merge, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
     svc = service(request)
     with svc.lock:
@@ -109,7 +118,9 @@ def merge(request: Request, person_id: RowId, body: Merge, key: Annotated[ApiKey
         return to_plain(people.show(person_id).info)
 
 
-@router.post("/people/{person_id}/split", summary="Split faces out of a person into a new person")
+@router.post(
+    "/people/{person_id}/split", responses=errors(404), summary="Split faces out of a person into a new person"
+)
 def split(request: Request, person_id: RowId, body: Split, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
     svc = service(request)
     with svc.lock:

@@ -13,13 +13,14 @@ from facesearch.core.errors import CollectionScopeError
 from facesearch.core.results import to_plain
 from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.service import KEY_PURPOSE, allow, read_upload, service
+from facesearch.server.statuses import EVERY_CALL, errors
 
-router = APIRouter(prefix="/v1", tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"], responses=errors(*EVERY_CALL))
 Case = Annotated[str, Form(description="Case reference, added to the key's declared purpose in the audit log.")]
 Threshold = Annotated[float | None, Form(gt=0, lt=2, description="Match distance (default: the setting, 0.6).")]
 
 
-@router.post("/search", summary="Every held photo of the faces in a probe image")
+@router.post("/search", responses=errors(400, 404, 413, 429), summary="Every held photo of the faces in a probe image")
 def search(
     request: Request,
     file: Annotated[UploadFile, File(description="The probe image.")],
@@ -52,7 +53,9 @@ def search(
     return to_plain(result)
 
 
-@router.post("/verify", summary="Whether the largest faces of two images are the same person")
+@router.post(
+    "/verify", responses=errors(400, 413, 429), summary="Whether the largest faces of two images are the same person"
+)
 def verify(
     request: Request,
     a: Annotated[UploadFile, File(description="First image.")],
@@ -72,7 +75,7 @@ def verify(
     return to_plain(result)
 
 
-@router.post("/detect", summary="Boxes, scores and landmarks of the faces in an image")
+@router.post("/detect", responses=errors(400, 413, 429), summary="Boxes, scores and landmarks of the faces in an image")
 def detect(
     request: Request,
     file: Annotated[UploadFile, File(description="The image.")],

@@ -34,9 +34,10 @@ from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.api_subjects import subjects_for
 from facesearch.server.params import MAX_ROW_ID, RowId, parse_moment
 from facesearch.server.service import KEY_PURPOSE, Service, allow, read_upload, service
+from facesearch.server.statuses import EVERY_CALL, compreface_errors
 from facesearch.vision.distance import face_distance
 
-router = APIRouter(prefix="/api/v1", tags=["CompreFace-compatible"])
+router = APIRouter(prefix="/api/v1", tags=["CompreFace-compatible"], responses=compreface_errors(*EVERY_CALL))
 SEARCHER = allow(Role.SEARCH)
 ENROLLER = allow(Role.INGEST)
 SUBJECT_CANDIDATES = 50
@@ -82,7 +83,11 @@ def _face_json(box: Box, score: float, landmarks: tuple[Point, ...], plugins: se
 # -- recognition ---------------------------------------------------------------------------------------
 
 
-@router.post("/recognition/recognize", summary="Recognise the faces in an image among enrolled subjects")
+@router.post(
+    "/recognition/recognize",
+    responses=compreface_errors(400, 413, 429),
+    summary="Recognise the faces in an image among enrolled subjects",
+)
 def recognize(
     request: Request,
     file: Annotated[UploadFile, File()],
@@ -126,7 +131,12 @@ def recognize(
     return {"result": result, "plugins_versions": {"detector": "dlib-hog", "calculator": "dlib-resnet-v1"}}
 
 
-@router.post("/recognition/faces", status_code=201, summary="Add an example photo of an enrolled subject")
+@router.post(
+    "/recognition/faces",
+    responses=compreface_errors(400, 404, 413),
+    status_code=201,
+    summary="Add an example photo of an enrolled subject",
+)
 def add_example(
     request: Request,
     file: Annotated[UploadFile, File()],
@@ -141,7 +151,9 @@ def add_example(
     return {"image_id": str(added.image_id), "subject": subject}
 
 
-@router.get("/recognition/faces", summary="Example photos, paged (CompreFace's page and size)")
+@router.get(
+    "/recognition/faces", responses=compreface_errors(404), summary="Example photos, paged (CompreFace's page and size)"
+)
 def list_examples(
     request: Request,
     key: Annotated[ApiKey, Depends(ENROLLER)],
@@ -161,7 +173,11 @@ def list_examples(
     }
 
 
-@router.delete("/recognition/faces", summary="Erase every example of a subject (receipt in the audit log)")
+@router.delete(
+    "/recognition/faces",
+    responses=compreface_errors(404),
+    summary="Erase every example of a subject (receipt in the audit log)",
+)
 def delete_examples(
     request: Request, subject: Annotated[str, Query(min_length=1)], key: Annotated[ApiKey, Depends(ENROLLER)]
 ) -> Any:
@@ -175,7 +191,7 @@ def delete_examples(
     return {"deleted": len(image_ids)}
 
 
-@router.delete("/recognition/faces/{image_id}", summary="Erase one example")
+@router.delete("/recognition/faces/{image_id}", responses=compreface_errors(404), summary="Erase one example")
 def delete_example(request: Request, image_id: RowId, key: Annotated[ApiKey, Depends(ENROLLER)]) -> Any:
     with service(request).lock:
         subjects = subjects_for(request, key)
@@ -184,7 +200,11 @@ def delete_example(request: Request, image_id: RowId, key: Annotated[ApiKey, Dep
     return {"image_id": str(image_id), "subject": subject}
 
 
-@router.post("/recognition/faces/{image_id}/verify", summary="Compare the faces of an image with one example")
+@router.post(
+    "/recognition/faces/{image_id}/verify",
+    responses=compreface_errors(400, 404, 413, 429),
+    summary="Compare the faces of an image with one example",
+)
 def verify_example(
     request: Request,
     image_id: RowId,
@@ -248,7 +268,10 @@ def _example_template(svc: Service, subjects: Subjects, image_id: int) -> Embedd
 
 
 @router.post(
-    "/recognition/subjects", status_code=201, summary="Enrol a subject, with consent_given_by and consent_scope"
+    "/recognition/subjects",
+    responses=compreface_errors(404, 409),
+    status_code=201,
+    summary="Enrol a subject, with consent_given_by and consent_scope",
 )
 def add_subject(
     request: Request, key: Annotated[ApiKey, Depends(ENROLLER)], body: Annotated[dict[str, Any], Body()]
@@ -271,13 +294,13 @@ def add_subject(
     return {"subject": enrolled.name}
 
 
-@router.get("/recognition/subjects", summary="Names of the enrolled subjects")
+@router.get("/recognition/subjects", responses=compreface_errors(404), summary="Names of the enrolled subjects")
 def list_subjects(request: Request, key: Annotated[ApiKey, Depends(ENROLLER)]) -> Any:
     with service(request).lock:
         return {"subjects": [s.name for s in subjects_for(request, key).all()]}
 
 
-@router.put("/recognition/subjects/{name}", summary="Rename a subject")
+@router.put("/recognition/subjects/{name}", responses=compreface_errors(404, 409), summary="Rename a subject")
 def rename_subject(
     request: Request, name: str, key: Annotated[ApiKey, Depends(ENROLLER)], body: Annotated[dict[str, Any], Body()]
 ) -> Any:
@@ -289,14 +312,20 @@ def rename_subject(
     return {"updated": True}
 
 
-@router.delete("/recognition/subjects/{name}", summary="Consent withdrawn: erase a subject and their examples")
+@router.delete(
+    "/recognition/subjects/{name}",
+    responses=compreface_errors(404),
+    summary="Consent withdrawn: erase a subject and their examples",
+)
 def delete_subject(request: Request, name: str, key: Annotated[ApiKey, Depends(ENROLLER)]) -> Any:
     with service(request).lock:
         subjects_for(request, key).withdraw(name, key.actor, f"CompreFace API: subject deleted by {key.owner}")
     return {"subject": name}
 
 
-@router.delete("/recognition/subjects", summary="Erase every subject and their examples")
+@router.delete(
+    "/recognition/subjects", responses=compreface_errors(404), summary="Erase every subject and their examples"
+)
 def delete_all_subjects(request: Request, key: Annotated[ApiKey, Depends(ENROLLER)]) -> Any:
     with service(request).lock:
         subjects = subjects_for(request, key)
@@ -309,7 +338,7 @@ def delete_all_subjects(request: Request, key: Annotated[ApiKey, Depends(ENROLLE
 # -- detection and verification ------------------------------------------------------------------------
 
 
-@router.post("/detection/detect", summary="Faces in an image")
+@router.post("/detection/detect", responses=compreface_errors(400, 413, 429), summary="Faces in an image")
 def detect(
     request: Request,
     file: Annotated[UploadFile, File()],
@@ -333,7 +362,11 @@ def detect(
     }
 
 
-@router.post("/verification/verify", summary="Whether the faces of two images are the same person")
+@router.post(
+    "/verification/verify",
+    responses=compreface_errors(400, 413, 429),
+    summary="Whether the faces of two images are the same person",
+)
 def verify(
     request: Request,
     source_image: Annotated[UploadFile, File()],
