@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import schemathesis
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode, checks
@@ -19,7 +20,7 @@ from schemathesis.schemas import BaseSchema
 from facesearch.engine.engine import Engine
 from facesearch.safeguards.roles import Role
 from facesearch.server.app import create_app
-from server_support import Gallery, prepare_gallery
+from server_support import FIXTURES, Gallery, prepare_gallery
 
 EXAMPLES = 4
 """Generated requests per operation and role, valid and invalid together."""
@@ -39,8 +40,18 @@ def gallery(tmp_path_factory: pytest.TempPathFactory) -> Gallery:
 
 @pytest.fixture(scope="module")
 def app(gallery: Gallery) -> Iterator[FastAPI]:
+    """The service over a gallery holding two photos (ids 1 and 2, their faces too), so that some generated
+    requests find something and their answers (JPEGs included) are checked as well."""
     with Engine.open(gallery.settings.replace(search_rate_per_minute=100_000)) as engine:
-        yield create_app(engine)
+        app = create_app(engine)
+        with TestClient(app) as client:
+            photos = [FIXTURES / "identities" / name for name in ("obama__1.jpg", "bbt_penny__1.png")]
+            sent = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in photos]
+            added = client.post(
+                "/v1/collections/news/images", files=sent, headers={"X-API-Key": gallery.keys["ingest"]}
+            )
+            assert added.status_code == 200, added.json()
+        yield app
 
 
 @pytest.fixture(scope="module")
