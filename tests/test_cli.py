@@ -101,14 +101,16 @@ def test_wrong_master_key_exits_8_and_says_so(data_dir: Path) -> None:
     assert result.returncode == 8 and "master key does not open this data folder" in result.stderr
 
 
-def test_verify_is_audited_and_detect_needs_no_data_folder(
+def test_verify_needs_a_purpose_is_audited_and_detect_needs_no_data_folder(
     data_dir: Path, tmp_path: Path, identity_files: dict[str, list[Path]]
 ) -> None:
     first, second = next(iter(identity_files.values()))[:2]
-    verdict = json.loads(facesearch(data_dir, "verify", first, second, "--json").stdout)
+    refused = facesearch(data_dir, "verify", first, second)
+    assert refused.returncode == 9 and "--purpose, or FACESEARCH_PURPOSE" in refused.stderr
+    verdict = json.loads(facesearch(data_dir, "verify", first, second, "--purpose", "case 9", "--json").stdout)
     assert verdict["match"] is True and verdict["threshold"] == 0.6
     (entry,) = json.loads(facesearch(data_dir, "audit", "list", "--action", "verify", "--json").stdout)
-    assert entry["actor"] == "cli-test" and entry["details"]["match"] is True
+    assert entry["actor"] == "cli-test" and entry["details"]["match"] is True and entry["purpose"] == "case 9"
     drawn = tmp_path / "boxes.png"
     group = sorted((FIXTURES / "multi").iterdir())[0]
     detected = facesearch(tmp_path / "none", "detect", group, "--draw", drawn, "--json")

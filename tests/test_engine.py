@@ -189,3 +189,17 @@ def test_stats_count_what_is_held(engine: Engine, identity_files: dict[str, list
     assert collection.images == collection.faces == collection.indexed_vectors == len(identity_files)
     assert stats.data_bytes > 0
     assert (stats.template_views, stats.template_recipes) == (4, ["dlib-resnet-v1/4-views"])
+
+
+def test_verification_is_a_biometric_comparison_and_needs_a_purpose(engine: Engine) -> None:
+    from facesearch.core.errors import RefusedError
+
+    first, second = FIXTURES / "identities" / "obama__1.jpg", FIXTURES / "identities" / "obama__2.jpg"
+    with pytest.raises(RefusedError, match="--purpose, or FACESEARCH_PURPOSE"):
+        engine.verify(first, second, ACTOR, "")
+    with pytest.raises(RefusedError, match="the key's declared purpose"):
+        engine.verify(first, second, ACTOR, "  ", asked_as="the key's declared purpose")
+    assert engine.catalog.audit.entries(action="verify") == []
+    assert engine.verify(first, second, ACTOR, PURPOSE).match
+    (entry,) = engine.catalog.audit.entries(action="verify")
+    assert entry.purpose == PURPOSE

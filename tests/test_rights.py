@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ACTOR, PURPOSE, news_spec
+from conftest import ACTOR, FIXTURES, PURPOSE, news_spec
 from facesearch.accountability.rights import SubjectRights
 from facesearch.cli.html_report import write_access_report
 from facesearch.core.errors import InvalidValueError, NotFoundError, RefusedError
@@ -114,8 +114,11 @@ def test_erasure_by_face_and_image_ids(engine: Engine, indexed: dict[str, list[P
 
 def test_rights_requests_need_a_reference_and_something_to_erase(engine: Engine) -> None:
     rights = SubjectRights(engine)
-    with pytest.raises(RefusedError, match="purpose or case reference"):
+    with pytest.raises(RefusedError, match="purpose or case reference") as refused:
         rights.erase(ACTOR, "", face_ids=[1])
+    assert "--reference" in refused.value.message and "--purpose" not in refused.value.message
+    with pytest.raises(RefusedError, match="the form field 'reference'"):
+        rights.access(FIXTURES / "identities" / "obama__1.jpg", ACTOR, " ", asked_as="the form field 'reference'")
     with pytest.raises(InvalidValueError, match="needs a probe photo, face ids or image ids"):
         rights.erase(ACTOR, "request 5")
 

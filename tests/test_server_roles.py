@@ -151,3 +151,38 @@ def test_a_revoked_key_is_refused_and_a_bearer_token_works(tmp_path: Path) -> No
         refused = test_client.get("/v1/me", headers=bearer)
         assert refused.status_code == 401
         assert "revoked" in refused.json()["message"]
+
+
+def test_a_key_scoped_to_some_collections_sees_no_face_or_photo_of_another(tmp_path: Path) -> None:
+    from facesearch.engine.engine import Engine
+    from facesearch.store.keys import KeyStore
+    from server_support import ADMIN, FIXTURES
+
+    gallery = prepare_gallery(tmp_path, ingest=False)
+    photo = FIXTURES / "identities" / "obama__1.jpg"
+    with Engine.open(gallery.settings) as engine, TestClient(create_app(engine)) as test_client:
+        sent = [("files", (photo.name, photo.read_bytes(), "image/jpeg"))]
+        added = test_client.post(
+            "/v1/collections/news/images", files=sent, headers={"X-API-Key": gallery.keys["ingest"]}
+        )
+        assert added.status_code == 200, added.json()
+        _, scoped = KeyStore(engine.catalog).create(
+            "front desk", "search", ADMIN, purpose="Recognise enrolled staff", collections=["subjects"]
+        )
+        everywhere = {"X-API-Key": gallery.keys["search"]}
+        face = test_client.get("/v1/collections/news/faces", headers=everywhere).json()["items"][0]
+        gallery_reads = [
+            "/v1/collections/news/images",
+            "/v1/collections/news/faces",
+            f"/v1/images/{face['image_id']}",
+            f"/v1/images/{face['image_id']}/picture",
+            f"/v1/faces/{face['id']}",
+            f"/v1/faces/{face['id']}/thumbnail",
+        ]
+        for path in gallery_reads:
+            assert test_client.get(path, headers=everywhere).status_code == 200, path
+            refused = test_client.get(path, headers={"X-API-Key": scoped})
+            assert (refused.status_code, refused.json()["code"]) == (403, "forbidden_collection"), path
+            assert "subjects" in refused.json()["message"]
+        own = test_client.get("/v1/collections/subjects/faces", headers={"X-API-Key": scoped})
+        assert own.status_code == 200

@@ -16,6 +16,9 @@ from facesearch.safeguards.governance import require_purpose
 from facesearch.store.catalog.store import ErasureReceipt, FaceDetails
 from facesearch.vision.analysis import ImageSource
 
+REFERENCE_FLAG = "--reference, or FACESEARCH_PURPOSE"
+"""Where the command line states a rights request's reference."""
+
 ACCESS_TOP_K = 10_000
 """Matches considered per collection and probe face: high, because a person is owed all of their data."""
 
@@ -76,9 +79,18 @@ class SubjectRights:
                 best[match.face_id] = min(best.get(match.face_id, match.distance), match.distance)
         return loaded.content_id, limit, closest_first(best, self.engine.catalog.face_details(best))
 
-    def access(self, probe: ImageSource, actor: Actor, reference: str, threshold: float | None = None) -> AccessReport:
-        """Everything held about the person in ``probe``; the probe itself is never stored."""
-        stated = require_purpose(reference, "subject access request")
+    def access(
+        self,
+        probe: ImageSource,
+        actor: Actor,
+        reference: str,
+        threshold: float | None = None,
+        *,
+        asked_as: str = REFERENCE_FLAG,
+    ) -> AccessReport:
+        """Everything held about the person in ``probe``; the probe itself is never stored. ``asked_as`` names
+        where the caller states the reference (for the refusal when there is none)."""
+        stated = require_purpose(reference, "subject access request", asked_as=asked_as)
         probe_hash, limit, matches = self.matching_faces(probe, threshold)
         held = [
             HeldImage(
@@ -116,11 +128,12 @@ class SubjectRights:
         image_ids: Sequence[int] = (),
         threshold: float | None = None,
         objection_agreement: str = "",
+        asked_as: str = REFERENCE_FLAG,
     ) -> ErasureResult:
         """Remove every derived byte of the person: faces, vectors, catalog rows (and images left without
         faces), then shred the deleted bytes. With ``objection_agreement`` (where the person's explicit
         agreement is recorded), the probe's template is kept, encrypted, so that ingest skips them."""
-        stated = require_purpose(reference, "erasure request")
+        stated = require_purpose(reference, "erasure request", asked_as=asked_as)
         if probe is None and not face_ids and not image_ids:
             raise InvalidValueError("an erasure needs a probe photo, face ids or image ids")
         if objection_agreement and probe is None:

@@ -9,7 +9,7 @@ subject. Withdrawing consent erases the subject's faces through the same path as
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
@@ -24,6 +24,8 @@ from facesearch.store.catalog.schema import SubjectExampleRow, SubjectRow
 from facesearch.store.catalog.store import ErasureReceipt, as_utc
 
 MAX_NAME_LENGTH = 200
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far in the future a consent's time may be (the caller's clock ahead of ours); no further."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ class Consent:
             raise InvalidValueError("consent_given_by is required: who gave the consent to enrol this subject")
         if len(self.scope.strip()) < 10:
             raise InvalidValueError("consent_scope is required: state in a sentence what the subject consented to")
+        at = self.at if self.at.tzinfo else self.at.replace(tzinfo=UTC)
+        if at > datetime.now(UTC) + CLOCK_SKEW:
+            raise InvalidValueError(
+                f"consent_at {self.at.isoformat()} is in the future; give the date consent was given (or none: now)"
+            )
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,7 @@ class Subjects:
 
     def withdraw(self, name: str, actor: Actor, reason: str) -> Withdrawal:
         """Consent withdrawn: erase every example of the subject (receipt), then the subject and its record."""
-        stated = require_purpose(reason, "withdrawal of consent")
+        stated = require_purpose(reason, "withdrawal of consent", asked_as="the 'reason' parameter")
         subject_id = self._id(name)
         image_ids = [image_id for image_id, _ in self.example_images(name)]
         receipt = self.remove_examples(image_ids, actor, stated) if image_ids else None

@@ -301,9 +301,9 @@ def _search_text(result: SearchResult) -> str:
 @JSON_OPTION
 @pass_state
 def verify(state: CliState, a: Path, b: Path, threshold: float | None, purpose: str | None, as_json: bool) -> None:
-    """Whether the largest face in A and the largest in B are the same person (recorded in the audit log)."""
+    """Whether the largest face in A and the largest in B are the same person (needs a purpose; audited)."""
     with state.engine() as engine:
-        result = engine.verify(a, b, state.actor, purpose=purpose or state.settings.purpose, threshold=threshold)
+        result = engine.verify(a, b, state.actor, purpose or state.settings.purpose, threshold=threshold)
     verdict = "same person" if result.match else "different people"
     emit(result, as_json, f"distance {result.distance:.4f}, threshold {result.threshold}: {verdict}")
 

@@ -117,7 +117,7 @@ class Settings:
     actor: str = ""
     """Who is acting, written into the audit log; empty means the operating-system user."""
     purpose: str = ""
-    """Default purpose or case reference for searches and rights requests made from the CLI."""
+    """Default purpose or case reference for searches, verifications and rights requests made from the CLI."""
     host: str = "127.0.0.1"
     """Address ``facesearch serve`` listens on; loopback by default (put a TLS proxy in front to expose it)."""
     port: int = 8000

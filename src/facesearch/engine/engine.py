@@ -43,7 +43,7 @@ from facesearch.safeguards.audit import (
     SearchEvent,
     VerifyEvent,
 )
-from facesearch.safeguards.governance import CollectionSpec, require_purpose
+from facesearch.safeguards.governance import PURPOSE_FLAG, CollectionSpec, require_purpose
 from facesearch.safeguards.vault import CollectionCipher, MasterKey
 from facesearch.store.catalog.store import Catalog
 from facesearch.store.consistency import CollectionIndexes
@@ -132,10 +132,12 @@ class Engine:
         self.catalog.shred_deleted_bytes()
         self.sweep_uploads()
 
-    def set_people_allowed(self, name: str, allowed: bool, actor: Actor, reason: str) -> CollectionInfo:
+    def set_people_allowed(
+        self, name: str, allowed: bool, actor: Actor, reason: str, *, asked_as: str = "--reason"
+    ) -> CollectionInfo:
         """Record whether the collection's purpose allows grouping faces into people. Withdrawing it
         deletes the people (and names) made under it."""
-        stated = require_purpose(reason, "change of a collection's purpose")
+        stated = require_purpose(reason, "change of a collection's purpose", asked_as=asked_as)
         change = "people-grouping-allowed" if allowed else "people-grouping-withdrawn"
         event = ConfigurationEvent(actor=actor, purpose=stated, collection=name, change=change)
         self.catalog.set_people_allowed(name, allowed, event)
@@ -256,13 +258,23 @@ class Engine:
         return self.analyser.detect(image, name)
 
     def verify(
-        self, a: ImageSource, b: ImageSource, actor: Actor, *, purpose: str = "", threshold: float | None = None
+        self,
+        a: ImageSource,
+        b: ImageSource,
+        actor: Actor,
+        purpose: str,
+        *,
+        threshold: float | None = None,
+        asked_as: str = PURPOSE_FLAG,
     ) -> Verification:
+        """Whether the largest faces of ``a`` and ``b`` are the same person: a biometric comparison, so refused
+        without a stated purpose (``asked_as`` names where the caller states it); audited with both hashes."""
+        stated = require_purpose(purpose, "verification", asked_as=asked_as)
         result = self.analyser.verify(a, b, threshold=threshold)
         self.catalog.audit.record(
             VerifyEvent(
                 actor=actor,
-                purpose=purpose,
+                purpose=stated,
                 a_sha256=result.a_sha256,
                 b_sha256=result.b_sha256,
                 distance=result.distance,
@@ -289,12 +301,13 @@ class Engine:
         threshold: float | None = None,
         face: int | None = None,
         collections: Sequence[str] | None = None,
+        asked_as: str = PURPOSE_FLAG,
     ) -> SearchResult:
         """Gallery faces within ``threshold`` of each face in ``probe`` (or only face number ``face``).
 
         Refused without a purpose; recorded in the audit log with the probe's hash and the matches' ids.
         """
-        stated = require_purpose(purpose, "search")
+        stated = require_purpose(purpose, "search", asked_as=asked_as)
         top_k = self.settings.search_top_k if top_k is None else top_k
         if top_k <= 0:
             raise InvalidValueError(f"top-k must be a positive number, got {top_k}")

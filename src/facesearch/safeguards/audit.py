@@ -75,6 +75,7 @@ class Action(StrEnum):
     PEOPLE = "people"
     SUBJECT = "subject"
     REFUSAL = "refusal"
+    VIEW = "view"
 
 
 @dataclass(frozen=True)
@@ -298,3 +299,15 @@ class RefusalEvent(Event):
     action = Action.REFUSAL
     request: str = ""
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class ViewEvent(Event):
+    """Faces or photos of the gallery shown to an API caller (a list, a detail, a picture, a thumbnail): the
+    request and the ids shown; ``counted`` is false when a search or list just shown to the same key named them."""
+
+    action = Action.VIEW
+    request: str = ""
+    face_ids: list[int] = field(default_factory=list)
+    image_ids: list[int] = field(default_factory=list)
+    counted: bool = True

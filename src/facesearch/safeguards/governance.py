@@ -45,6 +45,8 @@ MIN_PURPOSE_LENGTH = 10
 """Characters in a collection's declared purpose (a sentence)."""
 MIN_STATED_PURPOSE = 3
 """Characters in the purpose or case reference that a search or a request states (``C-17`` is enough)."""
+PURPOSE_FLAG = "--purpose, or FACESEARCH_PURPOSE"
+"""Where the command line states a search's or a verification's purpose."""
 _E = TypeVar("_E", bound=StrEnum)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -116,12 +118,13 @@ class CollectionSpec:
         )
 
 
-def require_purpose(purpose: str, what: str) -> str:
-    """The stated purpose of a ``what`` (a search, a request), refused when there is none; it is audited."""
+def require_purpose(purpose: str, what: str, *, asked_as: str) -> str:
+    """The stated purpose of a ``what`` (a search, a request), refused when there is none; it is audited.
+    ``asked_as`` names where the caller states it (``--reference``, a form field), for the refusal."""
     stated = purpose.strip()
     if len(stated) < MIN_STATED_PURPOSE:
         raise RefusedError(
-            f"a {what} needs a stated purpose or case reference (--purpose, or FACESEARCH_PURPOSE); "
-            "it is written to the audit log"
+            f"a {what} needs a stated purpose or case reference of {MIN_STATED_PURPOSE} characters or more "
+            f"({asked_as}); it is written to the audit log"
         )
     return stated

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -14,10 +13,13 @@ from facesearch.core.errors import InvalidValueError
 from facesearch.core.results import to_plain
 from facesearch.safeguards.audit import Action, ExportEvent
 from facesearch.safeguards.roles import ApiKey, Role
+from facesearch.server.params import MAX_ROW_ID, Moment, RowId
 from facesearch.server.service import Limit, Offset, allow, paged, read_upload, service
+from facesearch.server.statuses import EVERY_CALL, errors
 from facesearch.store.catalog.browse import check_page
 
-router = APIRouter(prefix="/v1", tags=["accountability"])
+router = APIRouter(prefix="/v1", tags=["accountability"], responses=errors(*EVERY_CALL))
+REFERENCE_FIELD = "the form field 'reference'"
 Reference = Annotated[str, Form(min_length=3, description="The request's reference, for the audit log.")]
 
 
@@ -40,8 +42,8 @@ def audit_entries(
     actor: str | None = None,
     action: str | None = None,
     purpose: Annotated[str | None, Query(description="Entries whose purpose contains this text.")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> Any:
@@ -67,15 +69,19 @@ def audit_verify(request: Request, key: Annotated[ApiKey, Depends(allow(Role.AUD
 def report(
     request: Request,
     key: Annotated[ApiKey, Depends(allow(Role.AUDITOR))],
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
 ) -> Any:
     svc = service(request)
     with svc.reading():
         return to_plain(transparency_report(svc.engine, since, until))
 
 
-@router.post("/rights/access", summary="Subject access: every held image of the person in a photo (rights)")
+@router.post(
+    "/rights/access",
+    responses=errors(400, 413, 429),
+    summary="Subject access: every held image of the person in a photo (rights)",
+)
 def rights_access(
     request: Request,
     file: Annotated[UploadFile, File(description="A photo of the person; analysed in memory, never stored.")],
@@ -86,7 +92,7 @@ def rights_access(
     svc.count_search(key, "access request")
     _, data = read_upload(file, svc.engine.settings.max_file_bytes)
     with svc.reading():
-        answer = SubjectRights(svc.engine).access(data, key.actor, reference)
+        answer = SubjectRights(svc.engine).access(data, key.actor, reference, asked_as=REFERENCE_FIELD)
         svc.engine.catalog.audit.record(
             ExportEvent(
                 actor=key.actor,
@@ -99,7 +105,11 @@ def rights_access(
     return to_plain(answer)
 
 
-@router.post("/rights/erase", summary="Erase the person in a photo, or faces or images, with a receipt (rights)")
+@router.post(
+    "/rights/erase",
+    responses=errors(400, 404, 413),
+    summary="Erase the person in a photo, or faces or images, with a receipt (rights)",
+)
 def rights_erase(
     request: Request,
     reference: Reference,
@@ -121,6 +131,7 @@ def rights_erase(
             face_ids=_ids(face_ids, "face_ids"),
             image_ids=_ids(image_ids, "image_ids"),
             objection_agreement=objection,
+            asked_as=REFERENCE_FIELD,
         )
     return to_plain(result)
 
@@ -148,7 +159,12 @@ def list_keys(
         return paged(svc.keys.list_keys(), offset, limit)
 
 
-@router.post("/keys", status_code=201, summary="Create an API key (admin); the secret is in this response only")
+@router.post(
+    "/keys",
+    responses=errors(409),
+    status_code=201,
+    summary="Create an API key (admin); the secret is in this response only",
+)
 def create_key(request: Request, body: NewKey, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
     svc = service(request)
     with svc.lock:
@@ -158,8 +174,8 @@ def create_key(request: Request, body: NewKey, key: Annotated[ApiKey, Depends(al
     return {"key": to_plain(created), "token": secret}
 
 
-@router.delete("/keys/{key_id}", summary="Revoke an API key (admin)")
-def revoke_key(request: Request, key_id: int, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
+@router.delete("/keys/{key_id}", responses=errors(404), summary="Revoke an API key (admin)")
+def revoke_key(request: Request, key_id: RowId, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
     svc = service(request)
     with svc.lock:
         return to_plain(svc.keys.revoke(key_id, key.actor))
@@ -167,6 +183,9 @@ def revoke_key(request: Request, key_id: int, key: Annotated[ApiKey, Depends(all
 
 def _ids(text: str, what: str) -> list[int]:
     try:
-        return [int(part) for part in text.replace(" ", "").split(",") if part]
+        ids = [int(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
         raise InvalidValueError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if not all(1 <= i <= MAX_ROW_ID for i in ids):
+        raise InvalidValueError(f"{what} must be ids between 1 and {MAX_ROW_ID}, got {text!r}")
+    return ids

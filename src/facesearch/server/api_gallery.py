@@ -12,13 +12,26 @@ from facesearch.core.errors import TooLargeError
 from facesearch.core.results import to_plain
 from facesearch.safeguards.governance import CollectionSpec
 from facesearch.safeguards.roles import ApiKey, Role
+from facesearch.server.params import MAX_ROW_ID, RowId
 from facesearch.server.pictures import boxed_image, face_thumbnail
-from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, read_upload, service
-from facesearch.store.catalog.browse import Browser
+from facesearch.server.service import (
+    Limit,
+    Offset,
+    Service,
+    allow,
+    collection_allowed,
+    collection_visible,
+    paged,
+    read_upload,
+    service,
+)
+from facesearch.server.statuses import EVERY_CALL, errors
+from facesearch.store.catalog.browse import Browser, FaceSummary, ImageSummary
 
-router = APIRouter(prefix="/v1", tags=["collections, images and faces"])
+router = APIRouter(prefix="/v1", tags=["collections, images and faces"], responses=errors(*EVERY_CALL))
 EVERY_ROLE = tuple(Role)
 VIEWERS = (Role.SEARCH, Role.RIGHTS)
+REASON_PARAMETER = "the query parameter 'reason'"
 Reason = Annotated[str, Query(min_length=3, description="Why: request or case reference, for the audit log.")]
 JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG to look at."}}
 
@@ -34,7 +47,7 @@ class NewCollection(BaseModel):
 
 class CollectionChange(BaseModel):
     people_allowed: bool
-    reason: str = Field(description="Why the purpose changed, for the audit log.")
+    reason: str = Field(min_length=3, description="Why the purpose changed, for the audit log.")
 
 
 @router.get("/collections", summary="List collections: purpose, basis, retention, counts")
@@ -46,7 +59,7 @@ def list_collections(
         return paged(svc.engine.collections(), offset, limit)
 
 
-@router.post("/collections", status_code=201, summary="Create a collection (admin)")
+@router.post("/collections", responses=errors(409), status_code=201, summary="Create a collection (admin)")
 def create_collection(request: Request, body: NewCollection, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]) -> Any:
     spec = CollectionSpec.parse(
         body.name, body.purpose, body.lawful_basis, body.biometric_condition, body.retention, body.people_allowed
@@ -56,23 +69,33 @@ def create_collection(request: Request, body: NewCollection, key: Annotated[ApiK
         return to_plain(svc.engine.create_collection(spec, key.actor))
 
 
-@router.get("/collections/{name}", summary="One collection")
+@router.get("/collections/{name}", responses=errors(404), summary="One collection")
 def get_collection(request: Request, name: str, key: Annotated[ApiKey, Depends(allow(*EVERY_ROLE))]) -> Any:
     svc = service(request)
     with svc.reading():
         return to_plain(svc.engine.collection(name))
 
 
-@router.patch("/collections/{name}", summary="Allow or withdraw grouping faces into people (admin)")
+@router.patch(
+    "/collections/{name}", responses=errors(404), summary="Allow or withdraw grouping faces into people (admin)"
+)
 def change_collection(
     request: Request, name: str, body: CollectionChange, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]
 ) -> Any:
     svc = service(request)
     with svc.lock:
-        return to_plain(svc.engine.set_people_allowed(name, body.people_allowed, key.actor, body.reason))
+        changed = svc.engine.set_people_allowed(
+            name, body.people_allowed, key.actor, body.reason, asked_as="the body's field 'reason'"
+        )
+        return to_plain(changed)
 
 
-@router.delete("/collections/{name}", status_code=204, summary="Delete a collection and shred its key (admin)")
+@router.delete(
+    "/collections/{name}",
+    responses=errors(404),
+    status_code=204,
+    summary="Delete a collection and shred its key (admin)",
+)
 def delete_collection(
     request: Request, name: str, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.ADMIN))]
 ) -> Response:
@@ -82,7 +105,11 @@ def delete_collection(
     return Response(status_code=204)
 
 
-@router.post("/collections/{name}/images", summary="Upload one or more images into a collection (ingest)")
+@router.post(
+    "/collections/{name}/images",
+    responses=errors(404, 413),
+    summary="Upload one or more images into a collection (ingest)",
+)
 def upload_images(
     request: Request,
     name: str,
@@ -103,7 +130,11 @@ def upload_images(
     return to_plain(result)
 
 
-@router.get("/collections/{name}/images", summary="Images held in a collection, paged")
+@router.get(
+    "/collections/{name}/images",
+    responses=errors(404, 429),
+    summary="Images held in a collection, paged (counted and audited)",
+)
 def list_images(
     request: Request,
     name: str,
@@ -111,12 +142,20 @@ def list_images(
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> Any:
+    collection_visible(key, name)
     svc = service(request)
+    svc.count_search(key, "list images")
     with svc.reading():
-        return to_plain(Browser(svc.engine.catalog).images(name, offset, limit))
+        page = Browser(svc.engine.catalog).images(name, offset, limit)
+    svc.record_view(key, "list images", [], [image.id for image in page.items], counted=True)
+    return to_plain(page)
 
 
-@router.get("/collections/{name}/faces", summary="Faces held in a collection, paged")
+@router.get(
+    "/collections/{name}/faces",
+    responses=errors(404, 429),
+    summary="Faces held in a collection, paged (counted and audited)",
+)
 def list_faces(
     request: Request,
     name: str,
@@ -124,65 +163,107 @@ def list_faces(
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> Any:
+    collection_visible(key, name)
     svc = service(request)
+    svc.count_search(key, "list faces")
     with svc.reading():
-        return to_plain(Browser(svc.engine.catalog).faces(name, offset, limit))
+        page = Browser(svc.engine.catalog).faces(name, offset, limit)
+    svc.record_view(key, "list faces", [face.id for face in page.items], [], counted=True)
+    return to_plain(page)
 
 
-@router.get("/images/{image_id}", summary="An image: source, collection, dates and its faces")
-def get_image(request: Request, image_id: int, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
+@router.get(
+    "/images/{image_id}", responses=errors(404, 429), summary="An image: source, collection, dates and its faces"
+)
+def get_image(request: Request, image_id: RowId, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
     svc = service(request)
-    with svc.reading():
-        return to_plain(Browser(svc.engine.catalog).image(image_id))
+    counted = svc.count_view(key, "image", image_ids=[image_id])
+    image = _visible_image(svc, key, image_id)
+    svc.record_view(key, "image", [face.id for face in image.faces], [image_id], counted=counted)
+    return to_plain(image)
 
 
-@router.get("/images/{image_id}/picture", responses=JPEG, response_class=Response, summary="The image, boxes drawn")
+@router.get(
+    "/images/{image_id}/picture",
+    responses={**JPEG, **errors(404, 429)},
+    response_class=Response,
+    summary="The image, boxes drawn",
+)
 def image_picture(
     request: Request,
-    image_id: int,
+    image_id: RowId,
     key: Annotated[ApiKey, Depends(allow(*VIEWERS))],
-    face: Annotated[int | None, Query(description="Face id to highlight.")] = None,
+    face: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description="Face id to highlight.")] = None,
 ) -> Response:
     svc = service(request)
+    counted = svc.count_view(key, "image picture", image_ids=[image_id])
+    image = _visible_image(svc, key, image_id)
     with svc.reading():
-        image = Browser(svc.engine.catalog).image(image_id)
         data = svc.engine.image_bytes(image_id)
+    svc.record_view(key, "image picture", [], [image_id], counted=counted)
     ids = [f.id for f in image.faces]
     highlight = ids.index(face) if face in ids else None
     picture = boxed_image(data, [f.box for f in image.faces], highlight, svc.engine.settings.max_image_pixels)
     return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/images/{image_id}", summary="Erase an image and its faces, with a receipt (rights)")
+@router.delete(
+    "/images/{image_id}", responses=errors(404), summary="Erase an image and its faces, with a receipt (rights)"
+)
 def delete_image(
-    request: Request, image_id: int, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))]
+    request: Request, image_id: RowId, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))]
 ) -> Any:
     svc = service(request)
     with svc.lock:
-        return to_plain(SubjectRights(svc.engine).erase(key.actor, reason, image_ids=[image_id]))
+        erased = SubjectRights(svc.engine).erase(key.actor, reason, image_ids=[image_id], asked_as=REASON_PARAMETER)
+        return to_plain(erased)
 
 
-@router.get("/faces/{face_id}", summary="A face: box, detection score, image, collection")
-def get_face(request: Request, face_id: int, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
+@router.get("/faces/{face_id}", responses=errors(404, 429), summary="A face: box, detection score, image, collection")
+def get_face(request: Request, face_id: RowId, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Any:
     svc = service(request)
-    with svc.reading():
-        return to_plain(Browser(svc.engine.catalog).face(face_id))
+    counted = svc.count_view(key, "face", face_ids=[face_id])
+    face = _visible_face(svc, key, face_id)
+    svc.record_view(key, "face", [face_id], [face.image_id], counted=counted)
+    return to_plain(face)
 
 
-@router.get("/faces/{face_id}/thumbnail", responses=JPEG, response_class=Response, summary="The face, cropped")
-def face_picture(request: Request, face_id: int, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Response:
+@router.get(
+    "/faces/{face_id}/thumbnail",
+    responses={**JPEG, **errors(404, 429)},
+    response_class=Response,
+    summary="The face, cropped",
+)
+def face_picture(request: Request, face_id: RowId, key: Annotated[ApiKey, Depends(allow(*VIEWERS))]) -> Response:
     svc = service(request)
+    counted = svc.count_view(key, "face thumbnail", face_ids=[face_id])
+    face = _visible_face(svc, key, face_id)
     with svc.reading():
-        face = Browser(svc.engine.catalog).face(face_id)
         data = svc.engine.image_bytes(face.image_id)
+    svc.record_view(key, "face thumbnail", [face_id], [], counted=counted)
     picture = face_thumbnail(data, face.box, svc.engine.settings.max_image_pixels)
     return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/faces/{face_id}", summary="Erase one face, with a receipt (rights)")
+def _visible_image(svc: Service, key: ApiKey, image_id: int) -> ImageSummary:
+    with svc.reading():
+        image = Browser(svc.engine.catalog).image(image_id)
+    collection_visible(key, image.collection)
+    return image
+
+
+def _visible_face(svc: Service, key: ApiKey, face_id: int) -> FaceSummary:
+    with svc.reading():
+        face = Browser(svc.engine.catalog).face(face_id)
+    collection_visible(key, face.collection)
+    return face
+
+
+@router.delete("/faces/{face_id}", responses=errors(404), summary="Erase one face, with a receipt (rights)")
 def delete_face(
-    request: Request, face_id: int, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))]
+    request: Request, face_id: RowId, reason: Reason, key: Annotated[ApiKey, Depends(allow(Role.RIGHTS))]
 ) -> Any:
     svc = service(request)
     with svc.lock:
-        return to_plain(SubjectRights(svc.engine).erase(key.actor, reason, face_ids=[face_id]))
+        erased = SubjectRights(svc.engine).erase(key.actor, reason, face_ids=[face_id], asked_as=REASON_PARAMETER)
+        return to_plain(erased)

@@ -14,9 +14,11 @@ from pydantic import BaseModel, Field
 from facesearch.core.results import to_plain
 from facesearch.people.service import People
 from facesearch.safeguards.roles import ApiKey, Role
+from facesearch.server.params import MAX_ROW_ID, RowId
 from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, service
+from facesearch.server.statuses import EVERY_CALL, errors
 
-router = APIRouter(prefix="/v1", tags=["people"])
+router = APIRouter(prefix="/v1", tags=["people"], responses=errors(*EVERY_CALL))
 
 
 class Cluster(BaseModel):
@@ -29,11 +31,13 @@ class PersonChange(BaseModel):
 
 
 class Merge(BaseModel):
-    other: int = Field(description="The person whose faces join this one (it disappears).")
+    other: int = Field(ge=1, le=MAX_ROW_ID, description="The person whose faces join this one (it disappears).")
 
 
 class Split(BaseModel):
-    face_ids: list[int] = Field(description="Faces of this person that become a new person.")
+    face_ids: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] = Field(
+        description="Faces of this person that become a new person."
+    )
 
 
 def _scoped(key: ApiKey, collection: str) -> None:
@@ -41,7 +45,11 @@ def _scoped(key: ApiKey, collection: str) -> None:
         collection_allowed(key, collection)
 
 
-@router.post("/collections/{name}/people/cluster", summary="Group the collection's faces into people (ingest)")
+@router.post(
+    "/collections/{name}/people/cluster",
+    responses=errors(404),
+    summary="Group the collection's faces into people (ingest)",
+)
 def cluster(request: Request, name: str, body: Cluster, key: Annotated[ApiKey, Depends(allow(Role.INGEST))]) -> Any:
     _scoped(key, name)
     svc = service(request)
@@ -49,7 +57,11 @@ def cluster(request: Request, name: str, body: Cluster, key: Annotated[ApiKey, D
         return to_plain(People(svc.engine).cluster(name, key.actor, full=body.full))
 
 
-@router.get("/collections/{name}/people", summary="People of a collection, largest first, with a representative face")
+@router.get(
+    "/collections/{name}/people",
+    responses=errors(404, 429),
+    summary="People of a collection, largest first, with a representative face",
+)
 def list_people(
     request: Request,
     name: str,
@@ -60,24 +72,30 @@ def list_people(
 ) -> Any:
     _scoped(key, name)
     svc = service(request)
+    svc.count_search(key, "list people")
     with svc.reading():
         people = People(svc.engine)
         page = paged(people.list_people(name, include_hidden=hidden), offset, limit)
-        return {**page, "low_quality_faces": people.low_quality_faces(name)}
+        low_quality = people.low_quality_faces(name)
+    shown = [p["representative"]["face_id"] for p in page["items"] if p["representative"]]
+    svc.record_view(key, "list people", shown, [], counted=True)
+    return {**page, "low_quality_faces": low_quality}
 
 
-@router.get("/people/{person_id}", summary="A person and their faces")
-def show_person(request: Request, person_id: int, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
+@router.get("/people/{person_id}", responses=errors(404, 429), summary="A person and their faces")
+def show_person(request: Request, person_id: RowId, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
     svc = service(request)
+    svc.count_search(key, "person")
     with svc.reading():
         detail = People(svc.engine).show(person_id)
     _scoped(key, detail.info.collection)
+    svc.record_view(key, "person", [f.face_id for f in detail.faces], [f.image_id for f in detail.faces], counted=True)
     return to_plain(detail)
 
 
-@router.patch("/people/{person_id}", summary="Name, hide or show a person")
+@router.patch("/people/{person_id}", responses=errors(404), summary="Name, hide or show a person")
 def change_person(
-    request: Request, person_id: int, body: PersonChange, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]
+    request: Request, person_id: RowId, body: PersonChange, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]
 ) -> Any:
     svc = service(request)
     with svc.lock:
@@ -90,8 +108,8 @@ def change_person(
         return to_plain(people.show(person_id).info)
 
 
-@router.post("/people/{person_id}/merge", summary="Merge another person into this one")
-def merge(request: Request, person_id: int, body: Merge, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
+@router.post("/people/{person_id}/merge", responses=errors(404), summary="Merge another person into this one")
+def merge(request: Request, person_id: RowId, body: Merge, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
     svc = service(request)
     with svc.lock:
         people = People(svc.engine)
@@ -100,8 +118,10 @@ def merge(request: Request, person_id: int, body: Merge, key: Annotated[ApiKey, 
         return to_plain(people.show(person_id).info)
 
 
-@router.post("/people/{person_id}/split", summary="Split faces out of a person into a new person")
-def split(request: Request, person_id: int, body: Split, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
+@router.post(
+    "/people/{person_id}/split", responses=errors(404), summary="Split faces out of a person into a new person"
+)
+def split(request: Request, person_id: RowId, body: Split, key: Annotated[ApiKey, Depends(allow(Role.SEARCH))]) -> Any:
     svc = service(request)
     with svc.lock:
         people = People(svc.engine)

@@ -12,14 +12,15 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from facesearch.core.errors import CollectionScopeError
 from facesearch.core.results import to_plain
 from facesearch.safeguards.roles import ApiKey, Role
-from facesearch.server.service import allow, read_upload, service
+from facesearch.server.service import KEY_PURPOSE, allow, read_upload, service
+from facesearch.server.statuses import EVERY_CALL, errors
 
-router = APIRouter(prefix="/v1", tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"], responses=errors(*EVERY_CALL))
 Case = Annotated[str, Form(description="Case reference, added to the key's declared purpose in the audit log.")]
 Threshold = Annotated[float | None, Form(gt=0, lt=2, description="Match distance (default: the setting, 0.6).")]
 
 
-@router.post("/search", summary="Every held photo of the faces in a probe image")
+@router.post("/search", responses=errors(400, 404, 413, 429), summary="Every held photo of the faces in a probe image")
 def search(
     request: Request,
     file: Annotated[UploadFile, File(description="The probe image.")],
@@ -46,11 +47,16 @@ def search(
             top_k=top_k,
             threshold=threshold,
             collections=wanted,
+            asked_as=KEY_PURPOSE,
         )
+    matches = [match for probe in result.results for match in probe.matches]
+    svc.shown.add(key.id, [m.face_id for m in matches], [m.image_id for m in matches])  # their pictures follow
     return to_plain(result)
 
 
-@router.post("/verify", summary="Whether the largest faces of two images are the same person")
+@router.post(
+    "/verify", responses=errors(400, 413, 429), summary="Whether the largest faces of two images are the same person"
+)
 def verify(
     request: Request,
     a: Annotated[UploadFile, File(description="First image.")],
@@ -64,11 +70,12 @@ def verify(
     limit = svc.engine.settings.max_file_bytes
     _, first = read_upload(a, limit)
     _, second = read_upload(b, limit)
-    result = svc.engine.verify(first, second, key.actor, purpose=svc.purpose_of(key, case), threshold=threshold)
+    purpose = svc.purpose_of(key, case)
+    result = svc.engine.verify(first, second, key.actor, purpose, threshold=threshold, asked_as=KEY_PURPOSE)
     return to_plain(result)
 
 
-@router.post("/detect", summary="Boxes, scores and landmarks of the faces in an image")
+@router.post("/detect", responses=errors(400, 413, 429), summary="Boxes, scores and landmarks of the faces in an image")
 def detect(
     request: Request,
     file: Annotated[UploadFile, File(description="The image.")],

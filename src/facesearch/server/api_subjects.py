@@ -12,16 +12,20 @@ from pydantic import BaseModel, Field
 from facesearch.accountability.subjects import Consent, Subjects
 from facesearch.core.results import to_plain
 from facesearch.safeguards.roles import ApiKey, Role
+from facesearch.server.params import Moment
 from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, read_upload, service
+from facesearch.server.statuses import EVERY_CALL, errors
 
-router = APIRouter(prefix="/v1", tags=["subjects"])
+router = APIRouter(prefix="/v1", tags=["subjects"], responses=errors(*EVERY_CALL))
 
 
 class Enrolment(BaseModel):
     name: str = Field(description="The subject's name, as results will show it.")
     consent_given_by: str = Field(description="Who consented: the subject, or who may consent for them.")
     consent_scope: str = Field(description="What the consent covers, in a sentence.")
-    consent_at: datetime | None = Field(None, description="When consent was given (default: now).")
+    consent_at: Moment | None = Field(
+        None, description="When consent was given, ISO 8601, not in the future (default: now)."
+    )
 
 
 def subjects_for(request: Request, key: ApiKey) -> Subjects:
@@ -32,7 +36,7 @@ def subjects_for(request: Request, key: ApiKey) -> Subjects:
     return found
 
 
-@router.get("/subjects", summary="Enrolled subjects with their consent records")
+@router.get("/subjects", responses=errors(404), summary="Enrolled subjects with their consent records")
 def list_subjects(
     request: Request,
     key: Annotated[ApiKey, Depends(allow(Role.INGEST, Role.RIGHTS))],
@@ -43,14 +47,24 @@ def list_subjects(
         return paged(subjects_for(request, key).all(), offset, limit)
 
 
-@router.post("/subjects", status_code=201, summary="Enrol a subject, recording who consented, when, to what")
+@router.post(
+    "/subjects",
+    responses=errors(404, 409),
+    status_code=201,
+    summary="Enrol a subject, recording who consented, when, to what",
+)
 def enrol(request: Request, body: Enrolment, key: Annotated[ApiKey, Depends(allow(Role.INGEST))]) -> Any:
     consent = Consent(body.consent_given_by, body.consent_scope, body.consent_at or datetime.now(UTC))
     with service(request).lock:
         return to_plain(subjects_for(request, key).enrol(body.name, consent, key.actor))
 
 
-@router.post("/subjects/{name}/examples", status_code=201, summary="Add an example photo of a subject")
+@router.post(
+    "/subjects/{name}/examples",
+    responses=errors(400, 404, 413),
+    status_code=201,
+    summary="Add an example photo of a subject",
+)
 def add_example(
     request: Request,
     name: str,
@@ -63,7 +77,11 @@ def add_example(
         return to_plain(subjects_for(request, key).add_example(name, filename, data, key.actor))
 
 
-@router.delete("/subjects/{name}", summary="Consent withdrawn: erase the subject's faces (receipt) and the subject")
+@router.delete(
+    "/subjects/{name}",
+    responses=errors(404),
+    summary="Consent withdrawn: erase the subject's faces (receipt) and the subject",
+)
 def withdraw(
     request: Request,
     name: str,

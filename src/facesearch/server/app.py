@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facesearch.core.errors import FacesearchError, RateLimitedError
 from facesearch.engine.engine import Engine
@@ -60,6 +62,7 @@ def create_app(engine: Engine) -> FastAPI:
     _add_error_handlers(app)
     _add_health(app)
     _add_ui_headers(app)
+    app.add_middleware(CatchUnexpected)  # added last: outside the others
     app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="ui")
 
     @app.get("/", include_in_schema=False)
@@ -109,14 +112,52 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body that cannot be parsed: an invalid request like any other
+            return _error(422, "invalid_request", f"the request is not valid: {exc.detail}", 2, request)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail), 2, request)
+        headers = {"Allow": _allowed(app, request)} if exc.status_code == 405 else dict(exc.headers or {})
+        return _error(exc.status_code, code, str(exc.detail), 2, request, headers)
 
-    @app.exception_handler(Exception)
-    def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        message = "internal error (a bug: the server log has the details; please report it)"
-        return _error(500, "internal", message, 1, request)
+
+class CatchUnexpected:
+    """An unexpected error becomes a JSON 500 (its traceback logged, never sent) on a connection that stays open.
+
+    Starlette's own catch-all answers and then raises again, so that the server drops the connection; this
+    one, outside every other middleware, answers and is done."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            request = Request(scope)
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+            if started:  # part of an answer is out: nothing more can be said on this connection
+                raise
+            message = "internal error (a bug: the server log has the details; please report it)"
+            await _error(500, "internal", message, 1, request)(scope, receive, send)
+
+
+def _allowed(app: FastAPI, request: Request) -> str:
+    """Every method some route serves at the request's path (Starlette names only the first route's)."""
+    scope = {key: value for key, value in request.scope.items() if key not in ("route", "endpoint", "path_params")}
+    return ", ".join(
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in app.router.routes)
+    )
 
 
 def _problem(error: Any) -> str:

@@ -32,16 +32,18 @@ from facesearch.core.records import Box, Embedding, Point
 from facesearch.safeguards.audit import VerifyEvent
 from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.api_subjects import subjects_for
-from facesearch.server.service import Service, allow, read_upload, service
+from facesearch.server.params import MAX_ROW_ID, RowId, parse_moment
+from facesearch.server.service import KEY_PURPOSE, Service, allow, read_upload, service
+from facesearch.server.statuses import EVERY_CALL, compreface_errors
 from facesearch.vision.distance import face_distance
 
-router = APIRouter(prefix="/api/v1", tags=["CompreFace-compatible"])
+router = APIRouter(prefix="/api/v1", tags=["CompreFace-compatible"], responses=compreface_errors(*EVERY_CALL))
 SEARCHER = allow(Role.SEARCH)
 ENROLLER = allow(Role.INGEST)
 SUBJECT_CANDIDATES = 50
 """Gallery faces looked at per probe face to find ``prediction_count`` distinct subjects."""
 
-Limit = Annotated[int, Query(ge=0, description="Faces to recognise, largest first; 0 means all.")]
+Limit = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="Faces to recognise, largest first; 0 means all.")]
 DetProb = Annotated[float, Query(ge=0, le=1, description="Minimum detection probability.")]
 Plugins = Annotated[str, Query(description="Comma-separated: only 'landmarks' is served.")]
 
@@ -81,7 +83,11 @@ def _face_json(box: Box, score: float, landmarks: tuple[Point, ...], plugins: se
 # -- recognition ---------------------------------------------------------------------------------------
 
 
-@router.post("/recognition/recognize", summary="Recognise the faces in an image among enrolled subjects")
+@router.post(
+    "/recognition/recognize",
+    responses=compreface_errors(400, 413, 429),
+    summary="Recognise the faces in an image among enrolled subjects",
+)
 def recognize(
     request: Request,
     file: Annotated[UploadFile, File()],
@@ -107,6 +113,7 @@ def recognize(
             top_k=SUBJECT_CANDIDATES,
             threshold=min(1.99, 2 * threshold),
             collections=[subjects.collection],
+            asked_as=KEY_PURPOSE,
         )
         names = {image_id: subject for image_id, subject in subjects.example_images()}
     faces = [r for r in found.results if probability(r.score) >= det_prob_threshold]
@@ -125,7 +132,12 @@ def recognize(
     return {"result": result, "plugins_versions": {"detector": "dlib-hog", "calculator": "dlib-resnet-v1"}}
 
 
-@router.post("/recognition/faces", status_code=201, summary="Add an example photo of an enrolled subject")
+@router.post(
+    "/recognition/faces",
+    responses=compreface_errors(400, 404, 413),
+    status_code=201,
+    summary="Add an example photo of an enrolled subject",
+)
 def add_example(
     request: Request,
     file: Annotated[UploadFile, File()],
@@ -140,11 +152,13 @@ def add_example(
     return {"image_id": str(added.image_id), "subject": subject}
 
 
-@router.get("/recognition/faces", summary="Example photos, paged (CompreFace's page and size)")
+@router.get(
+    "/recognition/faces", responses=compreface_errors(404), summary="Example photos, paged (CompreFace's page and size)"
+)
 def list_examples(
     request: Request,
     key: Annotated[ApiKey, Depends(ENROLLER)],
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     size: Annotated[int, Query(ge=1, le=1000)] = 20,
     subject: str | None = None,
 ) -> Any:
@@ -160,7 +174,11 @@ def list_examples(
     }
 
 
-@router.delete("/recognition/faces", summary="Erase every example of a subject (receipt in the audit log)")
+@router.delete(
+    "/recognition/faces",
+    responses=compreface_errors(404),
+    summary="Erase every example of a subject (receipt in the audit log)",
+)
 def delete_examples(
     request: Request, subject: Annotated[str, Query(min_length=1)], key: Annotated[ApiKey, Depends(ENROLLER)]
 ) -> Any:
@@ -174,8 +192,8 @@ def delete_examples(
     return {"deleted": len(image_ids)}
 
 
-@router.delete("/recognition/faces/{image_id}", summary="Erase one example")
-def delete_example(request: Request, image_id: int, key: Annotated[ApiKey, Depends(ENROLLER)]) -> Any:
+@router.delete("/recognition/faces/{image_id}", responses=compreface_errors(404), summary="Erase one example")
+def delete_example(request: Request, image_id: RowId, key: Annotated[ApiKey, Depends(ENROLLER)]) -> Any:
     with service(request).lock:
         subjects = subjects_for(request, key)
         subject = _example_subject(subjects, image_id)
@@ -183,10 +201,14 @@ def delete_example(request: Request, image_id: int, key: Annotated[ApiKey, Depen
     return {"image_id": str(image_id), "subject": subject}
 
 
-@router.post("/recognition/faces/{image_id}/verify", summary="Compare the faces of an image with one example")
+@router.post(
+    "/recognition/faces/{image_id}/verify",
+    responses=compreface_errors(400, 404, 413, 429),
+    summary="Compare the faces of an image with one example",
+)
 def verify_example(
     request: Request,
-    image_id: int,
+    image_id: RowId,
     file: Annotated[UploadFile, File()],
     key: Annotated[ApiKey, Depends(SEARCHER)],
     limit: Limit = 0,
@@ -247,7 +269,10 @@ def _example_template(svc: Service, subjects: Subjects, image_id: int) -> Embedd
 
 
 @router.post(
-    "/recognition/subjects", status_code=201, summary="Enrol a subject, with consent_given_by and consent_scope"
+    "/recognition/subjects",
+    responses=compreface_errors(404, 409),
+    status_code=201,
+    summary="Enrol a subject, with consent_given_by and consent_scope",
 )
 def add_subject(
     request: Request, key: Annotated[ApiKey, Depends(ENROLLER)], body: Annotated[dict[str, Any], Body()]
@@ -260,19 +285,23 @@ def add_subject(
             "enrolling a subject needs a consent record: send consent_given_by (who consented) and consent_scope "
             "(to what) with the subject, and consent_at (ISO 8601) if it was not given now"
         )
-    at = datetime.fromisoformat(str(body["consent_at"])) if body.get("consent_at") else datetime.now(UTC)
+    try:
+        given = body.get("consent_at")
+        at = datetime.now(UTC) if given is None or given == "" else parse_moment(given, "consent_at")
+    except ValueError as problem:
+        raise InvalidValueError(str(problem)) from None
     with service(request).lock:
         enrolled = subjects_for(request, key).enrol(name, Consent(given_by, scope, at), key.actor)
     return {"subject": enrolled.name}
 
 
-@router.get("/recognition/subjects", summary="Names of the enrolled subjects")
+@router.get("/recognition/subjects", responses=compreface_errors(404), summary="Names of the enrolled subjects")
 def list_subjects(request: Request, key: Annotated[ApiKey, Depends(ENROLLER)]) -> Any:
     with service(request).reading():
         return {"subjects": [s.name for s in subjects_for(request, key).all()]}
 
 
-@router.put("/recognition/subjects/{name}", summary="Rename a subject")
+@router.put("/recognition/subjects/{name}", responses=compreface_errors(404, 409), summary="Rename a subject")
 def rename_subject(
     request: Request, name: str, key: Annotated[ApiKey, Depends(ENROLLER)], body: Annotated[dict[str, Any], Body()]
 ) -> Any:
@@ -284,14 +313,20 @@ def rename_subject(
     return {"updated": True}
 
 
-@router.delete("/recognition/subjects/{name}", summary="Consent withdrawn: erase a subject and their examples")
+@router.delete(
+    "/recognition/subjects/{name}",
+    responses=compreface_errors(404),
+    summary="Consent withdrawn: erase a subject and their examples",
+)
 def delete_subject(request: Request, name: str, key: Annotated[ApiKey, Depends(ENROLLER)]) -> Any:
     with service(request).lock:
         subjects_for(request, key).withdraw(name, key.actor, f"CompreFace API: subject deleted by {key.owner}")
     return {"subject": name}
 
 
-@router.delete("/recognition/subjects", summary="Erase every subject and their examples")
+@router.delete(
+    "/recognition/subjects", responses=compreface_errors(404), summary="Erase every subject and their examples"
+)
 def delete_all_subjects(request: Request, key: Annotated[ApiKey, Depends(ENROLLER)]) -> Any:
     with service(request).lock:
         subjects = subjects_for(request, key)
@@ -304,7 +339,7 @@ def delete_all_subjects(request: Request, key: Annotated[ApiKey, Depends(ENROLLE
 # -- detection and verification ------------------------------------------------------------------------
 
 
-@router.post("/detection/detect", summary="Faces in an image")
+@router.post("/detection/detect", responses=compreface_errors(400, 413, 429), summary="Faces in an image")
 def detect(
     request: Request,
     file: Annotated[UploadFile, File()],
@@ -327,7 +362,11 @@ def detect(
     }
 
 
-@router.post("/verification/verify", summary="Whether the faces of two images are the same person")
+@router.post(
+    "/verification/verify",
+    responses=compreface_errors(400, 413, 429),
+    summary="Whether the faces of two images are the same person",
+)
 def verify(
     request: Request,
     source_image: Annotated[UploadFile, File()],
@@ -345,7 +384,8 @@ def verify(
     _, source = read_upload(source_image, size)
     _, target = read_upload(target_image, size)
     threshold = svc.engine.settings.match_threshold
-    result = svc.engine.verify(source, target, key.actor, purpose=svc.purpose_of(key, "CompreFace verify"))
+    purpose = svc.purpose_of(key, "CompreFace verify")
+    result = svc.engine.verify(source, target, key.actor, purpose, asked_as=KEY_PURPOSE)
     return {
         "result": [
             {

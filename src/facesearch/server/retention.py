@@ -17,14 +17,19 @@ class RetentionSweeper:
         self._svc = svc
         self._interval = interval_seconds
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="facesearch-retention", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start sweeping (again, after a stop: an application's lifespan may run more than once)."""
+        self.stop()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(self._stop,), name="facesearch-retention", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
     def sweep(self) -> int:
         """Purge now; returns how many images were removed."""
@@ -35,8 +40,8 @@ class RetentionSweeper:
             log.info("retention: removed %d image(s) past their collection's period", removed)
         return removed
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self._interval):
             try:
                 self.sweep()
             except Exception:  # a failed sweep is retried at the next interval; the reason is logged

@@ -21,15 +21,19 @@ from facesearch.core.errors import (
 )
 from facesearch.core.results import to_plain
 from facesearch.engine.engine import Engine
-from facesearch.safeguards.audit import RefusalEvent
+from facesearch.safeguards.audit import RefusalEvent, ViewEvent
 from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.locking import ReadWriteLock
+from facesearch.server.params import MAX_ROW_ID
 from facesearch.server.ratelimit import RateLimiter
+from facesearch.server.viewing import Shown
 from facesearch.store.catalog.browse import MAX_PAGE, check_page
 from facesearch.store.keys import KeyStore
 
 log = logging.getLogger("facesearch.server")
-Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+KEY_PURPOSE = "over the API, the key's declared purpose: facesearch keys create --purpose"
+"""Where a search or a verification over the API states its purpose."""
+Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="Items to skip.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Items per page (at most {MAX_PAGE}).")]
 
 
@@ -41,6 +45,8 @@ class Service:
     access: ReadWriteLock = field(default_factory=ReadWriteLock)
     """Searches and reads of the catalog share it; writes hold it alone. Image analysis (the expensive part of a
     search or an upload) happens before either is taken, and key checks and audit entries need neither."""
+    shown: Shown = field(default_factory=Shown)
+    """Faces and images each key was just shown, whose pictures follow without counting again."""
 
     def reading(self) -> AbstractContextManager[None]:
         """Shared with other readers: index searches and catalog reads."""
@@ -78,6 +84,32 @@ class Service:
                 "(an administrator sets FACESEARCH_SEARCH_RATE_PER_MINUTE)",
                 retry_after=wait,
             )
+
+    def count_view(
+        self, key: ApiKey, request: str, face_ids: Sequence[int] = (), image_ids: Sequence[int] = ()
+    ) -> bool:
+        """Count a read of the gallery's faces or photos against the key's search budget, unless a counted read
+        just showed this key every one of them (a search's matches, then their thumbnails); whether it counted."""
+        if self.shown.covers(key.id, face_ids, image_ids):
+            return False
+        self.count_search(key, request)
+        return True
+
+    def record_view(
+        self, key: ApiKey, request: str, face_ids: Sequence[int], image_ids: Sequence[int], *, counted: bool
+    ) -> None:
+        """Audit the faces and images shown to the key, and remember them so that their pictures follow."""
+        self.engine.catalog.audit.record(  # the audit log takes its own lock; no engine lock needed
+            ViewEvent(
+                actor=key.actor,
+                purpose=key.purpose,
+                request=request,
+                face_ids=sorted(set(face_ids)),
+                image_ids=sorted(set(image_ids)),
+                counted=counted,
+            )
+        )
+        self.shown.add(key.id, face_ids, image_ids)
 
     def purpose_of(self, key: ApiKey, case_reference: str | None) -> str:
         """The purpose written to the audit log: the key's declared purpose, and the case if one is given."""
@@ -142,6 +174,12 @@ def read_upload(upload: UploadFile, max_bytes: int) -> tuple[str, bytes]:
     if not data:
         raise InvalidValueError(f"{name} is empty; send the image's bytes as multipart/form-data")
     return name, data
+
+
+def collection_visible(key: ApiKey, collection: str) -> None:
+    """A key issued for some collections sees the faces and photos of those only; others see every collection."""
+    if key.collections:
+        collection_allowed(key, collection)
 
 
 def collection_allowed(key: ApiKey, collection: str) -> None:
