@@ -208,12 +208,33 @@ def reranking_bonus(edges: Edges, jaccard: npt.NDArray[np.float32], weight: floa
     return bonus
 
 
+@dataclass(frozen=True)
+class LoneFaces:
+    """Stricter bars for a face that is still on its own, which most faces of a real archive stay (most
+    people in it appear once): a face left alone is better than a stranger put into someone's person.
+
+    Two lone faces pair up only if their plain distance is at most ``pair``: the re-ranking says nothing
+    about them, as two faces with no other close neighbour are each other's whole neighbourhood (Jaccard
+    0) whether they are one person or two strangers. A lone face joins a group of two or more only if its
+    mean distance to the group's faces, less the re-ranking bonuses, is at most ``join``."""
+
+    pair: float
+    join: float
+
+    def bar(self, sizes: tuple[int, int], threshold: float) -> tuple[float, bool]:
+        """The bar for merging groups of ``sizes`` faces, and whether re-ranking bonuses count."""
+        if min(sizes) > 1:
+            return threshold, True
+        return (self.pair, False) if max(sizes) == 1 else (self.join, True)
+
+
 def reranked_average_linkage(
     vectors: npt.NDArray[np.float32],
     edges: Edges,
     threshold: float,
     jaccard: npt.NDArray[np.float32],
     weight: float = 0.4,
+    lone: LoneFaces | None = None,
 ) -> npt.NDArray[np.int64]:
     """Average linkage (see ``average_linkage``) in which linked faces that share their k-reciprocal
     neighbourhood (``jaccard``, one per edge, from ``reciprocal_jaccard``) count as closer, by
@@ -221,11 +242,11 @@ def reranked_average_linkage(
     pair, from the templates, less the bonuses of the pairs linked, must be within ``threshold``. As pairs
     are never pushed apart, a person with hundreds of photos, whose neighbourhoods cannot all overlap,
     groups at least as with plain average linkage; two look-alikes, who rarely share a neighbourhood, gain
-    little."""
+    little. With ``lone``, a face still on its own merges only under that stricter rule."""
     sources, targets, distances = edges
     reranked = np.asarray(distances, dtype=np.float64) - _reranking_gain(distances, jaccard, weight)
     bonus = reranking_bonus(edges, jaccard, weight)
-    return _merge_by_mean_distance(vectors, sources, targets, reranked, threshold, bonus)
+    return _merge_by_mean_distance(vectors, sources, targets, reranked, threshold, bonus, lone)
 
 
 def _reranking_gain(
@@ -244,10 +265,12 @@ def _merge_by_mean_distance(
     proposals: npt.NDArray[np.float64],
     threshold: float,
     bonus: Bonus,
+    lone: LoneFaces | None = None,
 ) -> npt.NDArray[np.int64]:
     """The average-linkage loop: edges, by ``proposals`` shortest first, propose merging their faces'
     groups, which merge if the mean distance over every cross pair, less the ``bonus`` of the pairs that
-    have one, is within ``threshold``. Labels are a member of each group."""
+    have one, is within ``threshold`` (within ``lone``'s bar where one side is a single face). Labels are
+    a member of each group."""
     templates = np.asarray(vectors, dtype=np.float64)
     norms = (templates**2).sum(axis=1)
     members: dict[int, list[int]] = {node: [node] for node in range(len(templates))}
@@ -260,9 +283,11 @@ def _merge_by_mean_distance(
             continue
         if len(members[a]) < len(members[b]):
             a, b = b, a
+        bar, with_bonus = (threshold, True) if lone is None else lone.bar((len(members[a]), len(members[b])), threshold)
         total = _cross_distance_sum(templates, norms, members[a], members[b])
-        total -= sum(taken for node in members[b] for other, taken in bonus.get(node, ()) if group[other] == a)
-        if total / (len(members[a]) * len(members[b])) <= threshold:
+        if with_bonus:
+            total -= sum(taken for node in members[b] for other, taken in bonus.get(node, ()) if group[other] == a)
+        if total / (len(members[a]) * len(members[b])) <= bar:
             group[members[b]] = a
             members[a].extend(members.pop(b))
     return group

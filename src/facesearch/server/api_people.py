@@ -63,7 +63,7 @@ def list_people(
     with svc.lock:
         people = People(svc.engine)
         page = paged(people.list_people(name, include_hidden=hidden), offset, limit)
-        return {**page, "low_quality_faces": people.low_quality_faces(name)}
+        return {**page, "faces_alone": people.faces_alone(name), "low_quality_faces": people.low_quality_faces(name)}
 
 
 @router.get("/people/{person_id}", summary="A person and their faces")
