@@ -65,9 +65,12 @@ def test_a_lone_face_joins_a_group_only_within_the_join_bar() -> None:
 
 
 def test_bars_apply_to_lone_faces_only() -> None:
-    assert LONE.bar((1, 1), THRESHOLD) == (0.46, False)
-    assert LONE.bar((1, 5), THRESHOLD) == LONE.bar((5, 1), THRESHOLD) == (0.43, True)
-    assert LONE.bar((2, 5), THRESHOLD) == (THRESHOLD, True)
+    assert LONE.allows((1, 1), plain=0.45, reranked=0.2, threshold=THRESHOLD)
+    assert not LONE.allows((1, 1), plain=0.47, reranked=0.2, threshold=THRESHOLD)  # too far, whatever is shared
+    assert not LONE.allows((1, 1), plain=0.45, reranked=0.44, threshold=THRESHOLD)  # and within the join bar
+    assert LONE.allows((1, 5), plain=0.6, reranked=0.43, threshold=THRESHOLD)
+    assert not LONE.allows((5, 1), plain=0.44, reranked=0.44, threshold=THRESHOLD)
+    assert LONE.allows((2, 5), plain=0.6, reranked=0.48, threshold=THRESHOLD)  # groups: the threshold
 
 
 def test_new_faces_join_existing_people_under_the_same_bars() -> None:
