@@ -153,7 +153,7 @@ class People:
             assigned_to_existing=sum(1 for person in changed.values() if person >= 0),
             new_people=created,
             people_dropped=dropped,
-            people=len(self.store.people(collection_id, include_hidden=True)),
+            people=self.store.people_count(collection_id),
             seconds=round(time.perf_counter() - started, 3),
         )
 
