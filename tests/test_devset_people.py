@@ -1,9 +1,12 @@
 """People on the dev set: grouping real LFW identities through the product's own path (ingest, cluster, browse).
 
 A sample of LFW identities with 2+ photos (every SAMPLE_EVERY-th by name, at most MAX_PHOTOS photos each) is
-ingested into a collection whose purpose allows grouping and clustered with ``People.cluster``. Each photo's
-largest face carries its identity; BCubed precision and recall are scored over those faces, a face kept out
-of people (low quality) counting as a person of its own. ``bench/cluster_quality.py`` reports the full set.
+ingested into a collection whose purpose allows grouping and clustered with ``People.cluster``. Then a sample
+of the one-photo identities (every SAMPLE_EVERY-th) is ingested into the same collection and clustered again,
+incrementally (new faces join existing people or stay apart) and then in full: most people in a real archive
+appear once, and a stranger must not be put into someone's person. Each photo's largest face carries its
+identity; BCubed precision and recall are scored over those faces, a face kept out of people (low quality)
+counting as a person of its own. ``bench/cluster_quality.py`` reports the full set.
 """
 
 from __future__ import annotations
@@ -24,15 +27,22 @@ SAMPLE_EVERY = 6
 MAX_PHOTOS = 8
 T = TypeVar("T")
 MIN_PRECISION = 0.98
-MIN_RECALL = 0.88
-"""Floors under what this sample measured (546 faces of 151 people: precision 0.987, recall 0.917 with the
-default four-view templates; 0.991 / 0.882 with one view): a change that merges people or splits them
-noticeably more fails here."""
+MIN_RECALL_REPEATED = 0.80
+MIN_RECALL_EVERY = 0.85
+"""Floors under what this sample measured with the default four-view templates: the people with 2+ photos
+alone (546 faces of 151 people) precision 0.990, recall 0.838; with 198 one-photo people added (744 faces of
+349 people) 0.988 / 0.881 grouped incrementally and 0.985 / 0.879 in full. A change that merges people or
+splits them noticeably more fails here."""
 
 
-def sampled_photos(dev: Path) -> list[Path]:
+def sampled_photos(dev: Path, repeated: bool) -> list[Path]:
+    """Every SAMPLE_EVERY-th LFW identity with 2+ photos (``repeated``) or with one photo, by name."""
     with (dev / "identities.csv").open(newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if int(r["n_images"]) >= 2 and r["sources"] == "lfw_muxspace"]
+        rows = [
+            r
+            for r in csv.DictReader(handle)
+            if (int(r["n_images"]) >= 2) == repeated and r["sources"] == "lfw_muxspace"
+        ]
     names = sorted(row["identity"] for row in rows)[::SAMPLE_EVERY]
     return [photo for name in names for photo in sorted((dev / name).glob("*.jpg"))[:MAX_PHOTOS]]
 
@@ -47,28 +57,45 @@ def every_item(page_at: Callable[[int], Page[T]]) -> list[T]:
             return items
 
 
-def test_people_on_dev_identities_reach_the_measured_precision_and_recall(engine: Engine) -> None:
-    dev = require_dev_data()
-    photos = sampled_photos(dev)
-    spec = CollectionSpec.parse(
-        "archive", "Photo archive grouped into people", "consent", "explicit-consent", "5y", people_allowed=True
-    )
-    engine.create_collection(spec, ACTOR)
-    engine.ingest("archive", photos, ACTOR)
-    People(engine).cluster("archive", ACTOR)
-
+def grouping_quality(engine: Engine, collection: str) -> tuple[float, float, int, str]:
+    """BCubed precision and recall of the collection's people over each photo's largest face, the number
+    of faces scored, and the figures in words."""
     browser = Browser(engine.catalog)
-    images = every_item(lambda offset: browser.images("archive", offset, MAX_PAGE))
+    images = every_item(lambda offset: browser.images(collection, offset, MAX_PAGE))
     identity_of = {image.id: Path(image.source).parent.name for image in images}
     largest: dict[int, FaceSummary] = {}
-    for face in every_item(lambda offset: browser.faces("archive", offset, MAX_PAGE)):
+    for face in every_item(lambda offset: browser.faces(collection, offset, MAX_PAGE)):
         held = largest.get(face.image_id)
         if held is None or face.box.area > held.box.area:
             largest[face.image_id] = face
     truth = [identity_of[image_id] for image_id in largest]
     predicted = [f"person {f.person_id}" if f.person_id else f"alone {f.id}" for f in largest.values()]
     precision, recall = bcubed(truth, predicted)
-    figures = f"BCubed precision {precision:.3f}, recall {recall:.3f} on {len(truth)} faces of {len(set(truth))} people"
-    print(figures)
-    assert len(truth) >= 0.99 * len(photos), f"faces found in only {len(truth)} of {len(photos)} photos"
-    assert precision >= MIN_PRECISION and recall >= MIN_RECALL, figures
+    words = f"precision {precision:.3f}, recall {recall:.3f} on {len(truth)} faces of {len(set(truth))} people"
+    return precision, recall, len(truth), words
+
+
+def test_people_on_dev_identities_reach_the_measured_precision_and_recall(engine: Engine) -> None:
+    dev = require_dev_data()
+    repeated, once = sampled_photos(dev, repeated=True), sampled_photos(dev, repeated=False)
+    spec = CollectionSpec.parse(
+        "archive", "Photo archive grouped into people", "consent", "explicit-consent", "5y", people_allowed=True
+    )
+    engine.create_collection(spec, ACTOR)
+    people = People(engine)
+    engine.ingest("archive", repeated, ACTOR)
+    people.cluster("archive", ACTOR)
+    precision, recall, faces, words = grouping_quality(engine, "archive")
+    print(f"2+ photos: {words}")
+    assert faces >= 0.99 * len(repeated), f"faces found in only {faces} of {len(repeated)} photos"
+    assert precision >= MIN_PRECISION and recall >= MIN_RECALL_REPEATED, words
+
+    # One-photo people join the archive: grouped incrementally, then in full, strangers stay apart.
+    engine.ingest("archive", once, ACTOR)
+    for full in (False, True):
+        report = people.cluster("archive", ACTOR, full=full)
+        precision, recall, faces, words = grouping_quality(engine, "archive")
+        print(f"with one-photo people, {'full' if full else 'incremental'}: {words}")
+        assert faces >= 0.99 * (len(repeated) + len(once)), f"faces found in only {faces} photos"
+        assert precision >= MIN_PRECISION and recall >= MIN_RECALL_EVERY, words
+        assert people.faces_alone("archive") >= 0.9 * len(once), report

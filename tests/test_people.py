@@ -169,6 +169,13 @@ def test_people_commands(tmp_path: Path, identity_files: dict[str, list[Path]]) 
     page = tmp_path / "people.html"
     listed = json.loads(facesearch(data, "people", "list", "family", "--json", "--html", page).stdout)
     assert len(listed["people"]) == len(consistent) and page.read_text().count("<figure>") == len(consistent)
+    assert listed["faces_alone"] == 0
+    # One photo of someone else: grouping leaves it alone, and the listing and its page say so.
+    assert facesearch(data, "ingest", "family", identity_files["bbt_penny"][0], "--workers", "1").returncode == 0
+    assert facesearch(data, "people", "cluster", "family").returncode == 0
+    text = facesearch(data, "people", "list", "family", "--html", page).stdout
+    assert "1 face(s) stand alone" in text and "1 face(s) stand alone" in page.read_text()
+    assert json.loads(facesearch(data, "people", "list", "family", "--json").stdout)["faces_alone"] == 1
     first = listed["people"][0]["id"]
     assert facesearch(data, "people", "name", str(first), "Penny").returncode == 0
     shown = json.loads(facesearch(data, "people", "show", str(first), "--json").stdout)

@@ -130,6 +130,9 @@ def test_people_name_merge_split_hide(
     expect(page.locator("#people-note")).to_contain_text(
         f"{faces_word(answer['low_quality_faces'])} too small, blurred or unsure to group"
     )
+    alone = answer["faces_alone"]
+    assert alone == sum(1 for item in answer["items"] if item["face_count"] == 1)  # hidden people: none yet
+    expect(page.locator("#people-note")).to_contain_text(f"{faces_word(alone)} stand{'s' if alone == 1 else ''} alone")
     expect(page.get_by_role("button", name="Merge selected")).to_be_disabled()
     page.wait_for_function(IMAGES_LOADED, arg="#people img")
     page.screenshot(path=str(screenshots / "people-grid.png"), full_page=True)

@@ -54,12 +54,17 @@ def people_list(
         service = People(engine)
         found = [p for p in service.list_people(collection, include_hidden=hidden) if p.face_count >= min_faces]
         low_quality = service.low_quality_faces(collection)
+        alone = service.faces_alone(collection)
+    notes = [
+        f"{alone} face(s) stand alone, a person of one face: grouping joins only faces close to others; "
+        "merge any that belong to someone",
+        f"{low_quality} low-quality face(s) are kept out of people (small, unsure or blurred)",
+    ]
     if page is not None:
-        write_people_page(found, page, f"People in {collection}")
+        write_people_page(found, page, f"People in {collection}", notes)
     rows = [(p.id, p.name or "-", p.face_count, "hidden" if p.hidden else "", _where(p)) for p in found]
-    text = table(["person", "name", "faces", "", "representative face"], rows)
-    text += f"\n{low_quality} low-quality face(s) are kept out of people (small, unsure or blurred)"
-    emit({"people": found, "low_quality_faces": low_quality}, as_json, text)
+    text = "\n".join([table(["person", "name", "faces", "", "representative face"], rows), *notes])
+    emit({"people": found, "faces_alone": alone, "low_quality_faces": low_quality}, as_json, text)
 
 
 @people.command("show")

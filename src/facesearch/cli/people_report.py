@@ -10,7 +10,8 @@ from facesearch.cli.html_report import STYLE, face_thumbnail
 from facesearch.store.catalog.people import PersonInfo
 
 
-def render_people_page(people: Sequence[PersonInfo], title: str) -> str:
+def render_people_page(people: Sequence[PersonInfo], title: str, notes: Sequence[str] = ()) -> str:
+    """Each person as their representative face, after ``notes`` (one paragraph each)."""
     figures = []
     for person in people:
         face = person.representative
@@ -21,10 +22,11 @@ def render_people_page(people: Sequence[PersonInfo], title: str) -> str:
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{STYLE}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1><div class='grid'>{''.join(figures)}</div></body></html>"
+        f"<body><h1>{html.escape(title)}</h1>{''.join(f'<p>{html.escape(note)}</p>' for note in notes)}"
+        f"<div class='grid'>{''.join(figures)}</div></body></html>"
     )
 
 
-def write_people_page(people: Sequence[PersonInfo], target: Path, title: str) -> None:
+def write_people_page(people: Sequence[PersonInfo], target: Path, title: str, notes: Sequence[str] = ()) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_people_page(people, title))
+    target.write_text(render_people_page(people, title, notes))

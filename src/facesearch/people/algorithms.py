@@ -197,7 +197,7 @@ def reranking_bonus(edges: Edges, jaccard: npt.NDArray[np.float32], weight: floa
     min(d, ``weight``*d + (1-``weight``)*jaccard) where the two faces share part of their neighbourhood,
     once per unordered pair. Only ever a bonus: pairs that share nothing keep their distance."""
     sources, targets, distances = edges
-    gain = _reranking_gain(distances, jaccard, weight)
+    gain = reranking_gain(distances, jaccard, weight)
     low, high = np.minimum(sources, targets), np.maximum(sources, targets)
     _, first = np.unique(low * (int(high.max(initial=0)) + 1) + high, return_index=True)
     bonus: Bonus = {}
@@ -208,12 +208,34 @@ def reranking_bonus(edges: Edges, jaccard: npt.NDArray[np.float32], weight: floa
     return bonus
 
 
+@dataclass(frozen=True)
+class LoneFaces:
+    """Stricter bars for a face that is still on its own, which most faces of a real archive stay (most
+    people in it appear once): a face left alone is better than a stranger put into someone's person.
+
+    A lone face joins a group, or another lone face, only if its mean distance to the other side, less the
+    re-ranking bonuses, is at most ``join``. Two lone faces must also be within ``pair`` of plain distance:
+    two faces that have only each other share their whole neighbourhood (Jaccard 0), one person or two
+    strangers alike, so the re-ranking alone would pair them."""
+
+    pair: float
+    join: float
+
+    def allows(self, sizes: tuple[int, int], plain: float, reranked: float, threshold: float) -> bool:
+        """Whether groups of ``sizes`` faces, at mean distance ``plain`` (``reranked`` with the bonuses),
+        may merge; groups of two or more faces each merge within ``threshold``, as without these bars."""
+        if min(sizes) > 1:
+            return reranked <= threshold
+        return reranked <= self.join and (max(sizes) > 1 or plain <= self.pair)
+
+
 def reranked_average_linkage(
     vectors: npt.NDArray[np.float32],
     edges: Edges,
     threshold: float,
     jaccard: npt.NDArray[np.float32],
     weight: float = 0.4,
+    lone: LoneFaces | None = None,
 ) -> npt.NDArray[np.int64]:
     """Average linkage (see ``average_linkage``) in which linked faces that share their k-reciprocal
     neighbourhood (``jaccard``, one per edge, from ``reciprocal_jaccard``) count as closer, by
@@ -221,14 +243,14 @@ def reranked_average_linkage(
     pair, from the templates, less the bonuses of the pairs linked, must be within ``threshold``. As pairs
     are never pushed apart, a person with hundreds of photos, whose neighbourhoods cannot all overlap,
     groups at least as with plain average linkage; two look-alikes, who rarely share a neighbourhood, gain
-    little."""
+    little. With ``lone``, a face still on its own merges only under that stricter rule."""
     sources, targets, distances = edges
-    reranked = np.asarray(distances, dtype=np.float64) - _reranking_gain(distances, jaccard, weight)
+    reranked = np.asarray(distances, dtype=np.float64) - reranking_gain(distances, jaccard, weight)
     bonus = reranking_bonus(edges, jaccard, weight)
-    return _merge_by_mean_distance(vectors, sources, targets, reranked, threshold, bonus)
+    return _merge_by_mean_distance(vectors, sources, targets, reranked, threshold, bonus, lone)
 
 
-def _reranking_gain(
+def reranking_gain(
     distances: npt.NDArray[np.float32], jaccard: npt.NDArray[np.float32], weight: float
 ) -> npt.NDArray[np.float64]:
     """d - min(d, weight*d + (1-weight)*jaccard) per edge, 0 where nothing is shared (jaccard 1)."""
@@ -244,10 +266,12 @@ def _merge_by_mean_distance(
     proposals: npt.NDArray[np.float64],
     threshold: float,
     bonus: Bonus,
+    lone: LoneFaces | None = None,
 ) -> npt.NDArray[np.int64]:
     """The average-linkage loop: edges, by ``proposals`` shortest first, propose merging their faces'
     groups, which merge if the mean distance over every cross pair, less the ``bonus`` of the pairs that
-    have one, is within ``threshold``. Labels are a member of each group."""
+    have one, is within ``threshold`` (under ``lone``'s bars where one side is a single face). Labels are
+    a member of each group."""
     templates = np.asarray(vectors, dtype=np.float64)
     norms = (templates**2).sum(axis=1)
     members: dict[int, list[int]] = {node: [node] for node in range(len(templates))}
@@ -260,9 +284,11 @@ def _merge_by_mean_distance(
             continue
         if len(members[a]) < len(members[b]):
             a, b = b, a
-        total = _cross_distance_sum(templates, norms, members[a], members[b])
-        total -= sum(taken for node in members[b] for other, taken in bonus.get(node, ()) if group[other] == a)
-        if total / (len(members[a]) * len(members[b])) <= threshold:
+        pairs = len(members[a]) * len(members[b])
+        plain = _cross_distance_sum(templates, norms, members[a], members[b]) / pairs
+        taken = sum(taken for node in members[b] for other, taken in bonus.get(node, ()) if group[other] == a)
+        sizes = (len(members[a]), len(members[b]))
+        if lone.allows(sizes, plain, plain - taken / pairs, threshold) if lone else plain - taken / pairs <= threshold:
             group[members[b]] = a
             members[a].extend(members.pop(b))
     return group

@@ -77,9 +77,10 @@ def list_people(
         people = People(svc.engine)
         page = paged(people.list_people(name, include_hidden=hidden), offset, limit)
         low_quality = people.low_quality_faces(name)
+        alone = people.faces_alone(name)
     shown = [p["representative"]["face_id"] for p in page["items"] if p["representative"]]
     svc.record_view(key, "list people", shown, [], counted=True)
-    return {**page, "low_quality_faces": low_quality}
+    return {**page, "faces_alone": alone, "low_quality_faces": low_quality}
 
 
 @router.get("/people/{person_id}", responses=errors(404, 429), summary="A person and their faces")

@@ -654,6 +654,8 @@ async function loadPeople() {
     for (const person of answer.items) grid.append(personCard(person));
     const low = Number(answer.low_quality_faces) || 0;
     const note = [`${answer.items.length} ${answer.items.length === 1 ? "person" : "people"} in ${collection}.`];
+    const alone = Number(answer.faces_alone) || 0;
+    note.push(`${faceCount(alone)} ${alone === 1 ? "stands" : "stand"} alone (a person of one face): look there for someone grouping did not dare to join.`);
     note.push(`${faceCount(low)} too small, blurred or unsure to group.`);
     $("#people-note").textContent = note.join(" ");
     if (answer.items.length === 0) {

@@ -142,6 +142,25 @@ class PeopleStore:
             infos = [self._info(session, person) for person in people]
         return sorted(infos, key=lambda info: (-info.face_count, info.id))
 
+    def people_count(self, collection_id: int) -> int:
+        """How many people the collection holds, hidden ones included (one query, not one per person)."""
+        query = select(func.count()).select_from(PersonRow).where(PersonRow.collection_id == collection_id)
+        with self._sessions() as session:
+            return session.scalar(query) or 0
+
+    def faces_alone(self, collection_id: int) -> int:
+        """How many of the collection's people hold a single face: faces that grouping left on their own."""
+        sizes = (
+            select(FaceRow.person_id)
+            .join(PersonRow, FaceRow.person_id == PersonRow.id)
+            .where(PersonRow.collection_id == collection_id)
+            .group_by(FaceRow.person_id)
+            .having(func.count() == 1)
+            .subquery()
+        )
+        with self._sessions() as session:
+            return session.scalar(select(func.count()).select_from(sizes)) or 0
+
     def person(self, person_id: int) -> PersonDetail:
         with self._sessions() as session:
             person = self._get(session, person_id)
