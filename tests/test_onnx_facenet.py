@@ -139,3 +139,34 @@ def test_templates_are_unit_length_and_bad_chips_are_refused(embedder: FaceNetEm
     assert embedder.embed([]).shape == (0, 128)
     with pytest.raises(ValueError, match=r"chip 1 is uint8 \(150, 150, 3\), expected uint8 \(160, 160, 3\)"):
         embedder.embed([chips[0], np.zeros((150, 150, 3), dtype=np.uint8)])
+
+
+# -- Keras's own outputs ------------------------------------------------------------------------------
+
+REFERENCE = Path(__file__).parent / "fixtures" / "facenet_reference.npz"
+TOLERANCE = 1e-4
+"""Absolute and relative: the outputs reach about 3.5; ONNX Runtime and TensorFlow differ by at most 6e-6."""
+
+
+def test_the_graph_gives_keras_own_outputs_on_real_aligned_faces(embedder: FaceNetEmbedder) -> None:
+    """Keras (TensorFlow 2.21, Keras 3.15) ran the .h5 once on these chips (bench/facenet_reference.py)."""
+    reference = np.load(REFERENCE)
+    chips = list(reference["chips"])
+    assert len(chips) == 4 and chips[0].shape == (160, 160, 3)
+    raw = embedder.raw(chips)
+    np.testing.assert_allclose(raw, reference["keras_outputs"], rtol=TOLERANCE, atol=TOLERANCE)
+    # The faces are told apart: four different people, each far from the others.
+    templates = embedder.embed(chips)
+    similarities = templates @ templates.T
+    assert np.all(similarities[~np.eye(4, dtype=bool)] < 0.5)
+
+
+def test_the_chips_are_what_the_alignment_makes_today() -> None:
+    """The reference chips are remade from the fixtures by YuNet and the ArcFace alignment, to the pixel."""
+    from bench.facenet_reference import reference_chips
+
+    reference = np.load(REFERENCE)
+    names, chips = reference_chips()
+    assert names == reference["names"].tolist()
+    difference = np.abs(np.stack(chips).astype(int) - reference["chips"].astype(int))
+    assert difference.max() <= 1
