@@ -19,6 +19,7 @@ from bench.template_fusion import (
     open_set,
     unit,
     verification,
+    within_whitening,
 )
 
 
@@ -79,3 +80,14 @@ def test_the_weight_chosen_out_of_fold_follows_the_informative_templates(fusion:
         assert len(weights) == FOLDS * (FOLDS + 1) // 2
         assert np.allclose(fused, fused.T) and np.all(np.isfinite(fused))
         assert all(w >= 0.8 for w in weights) if favoured == "first" else all(w <= 0.2 for w in weights)
+
+
+def test_whitening_makes_the_within_person_scatter_the_identity() -> None:
+    vectors, labels = clustered(people=50, photos=6, spread=0.3, seed=11)
+    vectors[:, :4] *= 5.0  # a few directions where photos of one person differ a lot
+    mean, matrix = within_whitening(vectors, labels, shrink=0.0)
+    whitened = (vectors - mean) @ matrix
+    residuals = np.vstack(
+        [whitened[labels == label] - whitened[labels == label].mean(axis=0) for label in np.unique(labels)]
+    )
+    np.testing.assert_allclose(residuals.T @ residuals / len(vectors), np.eye(32), atol=1e-3)
