@@ -179,6 +179,12 @@ FUSIONS = (
 )
 
 
+def person_numbers(labels: npt.NDArray[np.str_]) -> npt.NDArray[np.intp]:
+    """A number per person (pairs are compared by number: millions of string pairs would take gigabytes)."""
+    numbers: npt.NDArray[np.intp] = np.unique(labels, return_inverse=True)[1]
+    return numbers
+
+
 def _pair_mask(rows: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     chosen = np.flatnonzero(rows)
     upper = np.triu_indices(len(chosen), k=1)
@@ -203,11 +209,12 @@ def held_out(
     n = len(data.files)
     fused = np.zeros((n, n), dtype=np.float32)
     chosen: list[float] = []
+    people = person_numbers(data.labels)
     for a in range(FOLDS):
         for b in range(a, FOLDS):
             train = data.multi & (folds != a) & (folds != b)
             i, j = _pair_mask(train)
-            same = data.labels[i] == data.labels[j]
+            same = people[i] == people[j]
             pairs = [bases[name][i, j] for name in fusion.bases]
             stats = [fusion.normalise(pair[~same].astype(np.float64)) for pair in pairs]
             scores = {w: _fit_score(fusion.combine(pairs, stats, w), same) for w in WEIGHTS}
@@ -259,8 +266,9 @@ def held_out_whitened(
 
 def verification(matrix: Matrix, data: Dataset, fmrs: Sequence[float] = FMRS) -> list[Verification]:
     i, j = _pair_mask(data.multi)
+    people = person_numbers(data.labels)
     pair_distances = matrix[i, j].astype(np.float64)
-    same = data.labels[i] == data.labels[j]
+    same = people[i] == people[j]
     rows = []
     for fmr in fmrs:
         result = tar_at_far(pair_distances, same, fmr)
