@@ -6,6 +6,7 @@ Runtime (``onnx_facenet.FaceNetEmbedder``, unit length). The templates are cache
 ``bench/results/facenet-cache.npz`` (photo -> template, or none found), read by ``bench/template_fusion.py``.
 
     PYTHONPATH=src:/path/to/h5py python -m bench.facenet_templates          # embeds what is not cached yet
+    PYTHONPATH=src:/path/to/h5py python -m bench.facenet_templates --mirror # the mirrored chips too (a 2nd view)
     PYTHONPATH=src:/path/to/h5py python -m bench.facenet_templates --speed  # time per face, one core, beside dlib's
 """
 
@@ -30,6 +31,8 @@ from facesearch.vision.models.onnx_facenet import FaceNetEmbedder
 from facesearch.vision.models.yunet import YuNetProposer
 
 CACHE = Path("bench/results/facenet-cache.npz")
+MIRROR_CACHE = Path("bench/results/facenet-mirror-cache.npz")
+"""Templates of the same chips mirrored left to right (``--mirror``), for a two-view template."""
 SCORES = (0.5, 0.3)
 MIN_FACE_SIDE = 20
 Floats = npt.NDArray[np.float32]
@@ -78,9 +81,10 @@ def save_cache(templates: dict[str, Floats | None], path: Path = CACHE) -> None:
     np.savez(path, files=np.array(files), vectors=vectors, found=found)
 
 
-def embed_dev(dev: Path, files: Sequence[str], batch: int = 32) -> dict[str, Floats | None]:
+def embed_dev(dev: Path, files: Sequence[str], batch: int = 32, mirror: bool = False) -> dict[str, Floats | None]:
     """FaceNet templates of ``files`` (those cached reused), the cache updated as it goes."""
-    templates = load_cache()
+    cache = MIRROR_CACHE if mirror else CACHE
+    templates = load_cache(cache)
     todo = [name for name in files if name not in templates]
     print(f"FaceNet: {len(todo)} photos to embed ({len(templates)} cached)", file=sys.stderr)
     proposer, embedder = YuNetProposer(), FaceNetEmbedder(threads=1)
@@ -94,11 +98,12 @@ def embed_dev(dev: Path, files: Sequence[str], batch: int = 32) -> dict[str, Flo
                 templates[name] = None
                 continue
             names.append(name)
-            chips.append(arcface_chip(pixels, face[1], embedder.chip_size))
+            chip = arcface_chip(pixels, face[1], embedder.chip_size)
+            chips.append(np.ascontiguousarray(chip[:, ::-1]) if mirror else chip)
         for name, vector in zip(names, embedder.embed(chips), strict=True):
             templates[name] = vector
         if (start // batch) % 10 == 9 or start + batch >= len(todo):
-            save_cache(templates)
+            save_cache(templates, cache)
             done = min(start + batch, len(todo))
             print(f"  {done}/{len(todo)} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return templates
@@ -142,13 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=default_dev_dir())
     parser.add_argument("--speed", action="store_true", help="time per face instead of embedding the dev set")
+    parser.add_argument("--mirror", action="store_true", help="embed the mirrored chips (a second view)")
     args = parser.parse_args(argv)
     files = lfw_files(args.data)
     if args.speed:
         for label, ms in speed(args.data, files).items():
             print(f"| {label} | {ms:.1f} ms |")
         return 0
-    templates = embed_dev(args.data, files)
+    templates = embed_dev(args.data, files, mirror=args.mirror)
     print(f"{sum(v is not None for v in templates.values())} of {len(templates)} photos have a FaceNet template")
     return 0
 

@@ -23,7 +23,8 @@ only (maximising TAR at FMR 1e-4 plus TAR at FMR 1e-5). The held-out matrices ar
 rank-10, and open-set FNIR at FPIR with the real distractors (the one-photo identities) only: the synthetic faces of
 ``bench/face_model.py`` model dlib's templates and cannot stand for FaceNet's or a fusion's.
 
-    PYTHONPATH=src python -m bench.template_fusion [--json bench/results/template_fusion.json]
+    PYTHONPATH=src python -m bench.template_fusion [--json bench/results/template_fusion.json] [--shrink S]
+    PYTHONPATH=src python -m bench.template_fusion --facenet-views 2   # FaceNet over the chip and its mirror
 """
 
 from __future__ import annotations
@@ -83,10 +84,18 @@ class Report:
     """The weight chosen on each of the fold pairs' training folds (empty when nothing is fitted)."""
 
 
-def load_dataset(dev: Path) -> Dataset:
+def load_dataset(dev: Path, facenet_views: int = 1) -> Dataset:
+    """The faces both pipelines find; with ``facenet_views`` 2, FaceNet's template is the unit mean of the chip's and
+    its mirror image's (``facenet_templates --mirror``)."""
     files = facenet_templates.lfw_files(dev)
     dlib_cache = load_cache(Path(CACHE.format(views=4)), Settings(template_views=4))
     facenet_cache = facenet_templates.load_cache()
+    if facenet_views == 2:
+        mirrored = facenet_templates.load_cache(facenet_templates.MIRROR_CACHE)
+        facenet_cache = {
+            name: None if vector is None or mirrored.get(name) is None else _mean_of_units(vector, mirrored[name])
+            for name, vector in facenet_cache.items()
+        }
     missing = [name for name in files if name not in dlib_cache or name not in facenet_cache]
     if missing:
         raise SystemExit(
@@ -108,6 +117,13 @@ def load_dataset(dev: Path) -> Dataset:
         dlib_only=len(has_dlib - has_facenet),
         facenet_only=len(has_facenet - has_dlib),
     )
+
+
+def _mean_of_units(first: Floats, second: Floats | None) -> Floats:
+    assert second is not None
+    mean = first / np.linalg.norm(first) + second / np.linalg.norm(second)
+    result: Floats = (mean / np.linalg.norm(mean)).astype(np.float32)
+    return result
 
 
 def distances(vectors: Floats) -> Matrix:
@@ -325,26 +341,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=default_dev_dir())
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--facenet-views", type=int, default=1, choices=(1, 2))
     parser.add_argument("--shrink", type=float, default=0.1, help="whitening's shrinkage towards the mean variance")
     args = parser.parse_args(argv)
-    data = load_dataset(args.data)
+    data = load_dataset(args.data, args.facenet_views)
+    facenet = "FaceNet" if args.facenet_views == 1 else "FaceNet (two views)"
     parts = split(Faces(data.dlib, data.labels, data.multi))
     folds = identity_folds(data.labels)
     bases = {"dlib": distances(data.dlib), "facenet": distances(data.facenet), "dlib_unit": distances(unit(data.dlib))}
     reports = [
         measure("dlib, four views (today's default)", bases["dlib"], data, parts, []),
-        measure("FaceNet", bases["facenet"], data, parts, []),
+        measure(facenet, bases["facenet"], data, parts, []),
     ]
     for fusion in FUSIONS:
         fused, weights = held_out(fusion, bases, data, folds)
-        reports.append(measure(f"dlib + FaceNet, {fusion.name}", fused, data, parts, weights))
+        reports.append(measure(f"dlib + {facenet}, {fusion.name}", fused, data, parts, weights))
         del fused
         print(f"{fusion.name}: done", file=sys.stderr)
     concatenated = np.hstack([unit(data.dlib), unit(data.facenet)])
     for name, vectors in (
         ("dlib", data.dlib),
-        ("FaceNet", data.facenet),
-        ("dlib + FaceNet concatenated", concatenated),
+        (facenet, data.facenet),
+        (f"dlib + {facenet} concatenated", concatenated),
     ):
         fused, weights = held_out_whitened(vectors, data, folds, args.shrink)
         reports.append(measure(f"{name}, within-person whitened (shrink {args.shrink:g})", fused, data, parts, weights))
