@@ -136,6 +136,10 @@ def speed(dev: Path, files: Sequence[str], photos: int = 48) -> dict[str, float]
     for size in (1, 16):
         facenet.batch_size = size
         timings[f"FaceNet: network, batches of {size}"] = _ms_each(facenet.embed, [chips]) / len(chips)
+    facenet.batch_size = 2
+    timings["FaceNet: network on the chip and its mirror (a batch of 2)"] = _ms_each(
+        lambda chip: facenet.embed([chip, np.ascontiguousarray(chip[:, ::-1])]), chips
+    )
     timings["dlib: five landmarks and four chips"] = _ms_each(
         lambda f: view_chips(f[0], f[1], landmarks.landmarks(f[0], f[1]), resnet, 4), hog
     )

@@ -25,6 +25,7 @@ rank-10, and open-set FNIR at FPIR with the real distractors (the one-photo iden
 
     PYTHONPATH=src python -m bench.template_fusion [--json bench/results/template_fusion.json] [--shrink S]
     PYTHONPATH=src python -m bench.template_fusion --facenet-views 2   # FaceNet over the chip and its mirror
+    PYTHONPATH=src python -m bench.template_fusion --dlib-views 1      # dlib's one view (cluster-cache-1view.json)
 """
 
 from __future__ import annotations
@@ -84,11 +85,11 @@ class Report:
     """The weight chosen on each of the fold pairs' training folds (empty when nothing is fitted)."""
 
 
-def load_dataset(dev: Path, facenet_views: int = 1) -> Dataset:
+def load_dataset(dev: Path, facenet_views: int = 1, dlib_views: int = 4) -> Dataset:
     """The faces both pipelines find; with ``facenet_views`` 2, FaceNet's template is the unit mean of the chip's and
     its mirror image's (``facenet_templates --mirror``)."""
     files = facenet_templates.lfw_files(dev)
-    dlib_cache = load_cache(Path(CACHE.format(views=4)), Settings(template_views=4))
+    dlib_cache = load_cache(Path(CACHE.format(views=dlib_views)), Settings(template_views=dlib_views))
     facenet_cache = facenet_templates.load_cache()
     if facenet_views == 2:
         mirrored = facenet_templates.load_cache(facenet_templates.MIRROR_CACHE)
@@ -99,7 +100,7 @@ def load_dataset(dev: Path, facenet_views: int = 1) -> Dataset:
     missing = [name for name in files if name not in dlib_cache or name not in facenet_cache]
     if missing:
         raise SystemExit(
-            f"{len(missing)} photos are not embedded yet: run bench.identification --template-views 4 "
+            f"{len(missing)} photos are not embedded yet: run bench.identification --template-views {dlib_views} "
             "and bench.facenet_templates first"
         )
     has_dlib = {name for name in files if dlib_cache[name].embedding is not None}
@@ -342,15 +343,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=default_dev_dir())
     parser.add_argument("--json", type=Path)
     parser.add_argument("--facenet-views", type=int, default=1, choices=(1, 2))
+    parser.add_argument(
+        "--dlib-views", type=int, default=4, choices=(1, 4), help="1: bench.identification --template-views 1 first"
+    )
     parser.add_argument("--shrink", type=float, default=0.1, help="whitening's shrinkage towards the mean variance")
     args = parser.parse_args(argv)
-    data = load_dataset(args.data, args.facenet_views)
+    data = load_dataset(args.data, args.facenet_views, args.dlib_views)
+    dlib = "dlib, four views (today's default)" if args.dlib_views == 4 else "dlib, one view"
     facenet = "FaceNet" if args.facenet_views == 1 else "FaceNet (two views)"
     parts = split(Faces(data.dlib, data.labels, data.multi))
     folds = identity_folds(data.labels)
     bases = {"dlib": distances(data.dlib), "facenet": distances(data.facenet), "dlib_unit": distances(unit(data.dlib))}
     reports = [
-        measure("dlib, four views (today's default)", bases["dlib"], data, parts, []),
+        measure(dlib, bases["dlib"], data, parts, []),
         measure(facenet, bases["facenet"], data, parts, []),
     ]
     for fusion in FUSIONS:
@@ -360,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{fusion.name}: done", file=sys.stderr)
     concatenated = np.hstack([unit(data.dlib), unit(data.facenet)])
     for name, vectors in (
-        ("dlib", data.dlib),
+        (dlib, data.dlib),
         (facenet, data.facenet),
         (f"dlib + {facenet} concatenated", concatenated),
     ):
