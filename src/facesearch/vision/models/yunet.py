@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.core.records import Box, RGBImage
+from facesearch.core.records import Box, Point, RGBImage
 from facesearch.core.settings import DEFAULT_MIN_FACE_SIDE
 from facesearch.vision.models.cache import default_cache_dir, is_intact, store_checked
 
@@ -94,6 +94,26 @@ class YuNetProposer:
             box = Box(max(0, round(left)), max(0, round(top)), min(width, round(right)), min(height, round(bottom)))
             if box.right > box.left and box.bottom > box.top:
                 found.append((box, float(scores[index])))
+        return found
+
+    def locate(
+        self, pixels: RGBImage, threshold: float, min_face_side: int = DEFAULT_MIN_FACE_SIDE
+    ) -> list[tuple[Box, float, tuple[Point, ...]]]:
+        """What :meth:`propose` finds, each face with its five points (pixel-edge coordinates): the person's right
+        eye (on the image's left), left eye, nose tip, right and left mouth corners."""
+        height, width = pixels.shape[:2]
+        scale = min(1.0, RELIABLE_FACE / min_face_side, MAX_SIDE / max(height, width))
+        blob = _blob(pixels, scale)
+        raw = dict(zip(self._outputs, self._session.run(None, {"input": blob}), strict=True))
+        boxes, scores = decode(raw, blob.shape[2], blob.shape[3], threshold)
+        points = decode_points(raw, blob.shape[3], threshold)
+        found = []
+        for index in non_maximum_suppression(boxes, scores, NMS_OVERLAP):
+            left, top, right, bottom = (boxes[index] / scale).tolist()
+            box = Box(max(0, round(left)), max(0, round(top)), min(width, round(right)), min(height, round(bottom)))
+            five = tuple((float(x), float(y)) for x, y in (points[index] + 0.5) / scale)  # edge coordinates
+            if box.right > box.left and box.bottom > box.top:
+                found.append((box, float(scores[index]), five))
         return found
 
 
@@ -168,6 +188,24 @@ def decode(
     if not all_boxes:
         return np.zeros((0, 4), dtype=np.float32), np.zeros(0, dtype=np.float32)
     return np.concatenate(all_boxes).astype(np.float32), np.concatenate(all_scores).astype(np.float32)
+
+
+def decode_points(raw: dict[str, npt.NDArray[np.float32]], width: int, threshold: float) -> npt.NDArray[np.float32]:
+    """The five points (n x 5 x 2, OpenCV's pixel-index coordinates) of the boxes :func:`decode` returns, in its
+    order: point = (cell + offset) * stride, as OpenCV's face_detect.cpp decodes them."""
+    all_points = []
+    for stride in STRIDES:
+        columns = width // stride
+        cls = np.clip(raw[f"cls_{stride}"][0, :, 0], 0.0, 1.0)
+        obj = np.clip(raw[f"obj_{stride}"][0, :, 0], 0.0, 1.0)
+        keep = np.nonzero(np.sqrt(cls * obj) >= threshold)[0]
+        if not len(keep):
+            continue
+        cells = np.stack([keep % columns, keep // columns], axis=1)[:, None, :]
+        all_points.append((cells + raw[f"kps_{stride}"][0, keep].reshape(-1, 5, 2)) * stride)
+    if not all_points:
+        return np.zeros((0, 5, 2), dtype=np.float32)
+    return np.concatenate(all_points).astype(np.float32)
 
 
 def non_maximum_suppression(
