@@ -32,7 +32,7 @@ from facesearch.engine.batches import EMBEDDING_DIMENSION, BatchWriter
 from facesearch.engine.ciphers import Ciphers
 from facesearch.engine.folders import ingest_folders
 from facesearch.engine.ingest import Progress
-from facesearch.engine.opening import create_catalog, open_catalog, recorded_views, redact
+from facesearch.engine.opening import create_catalog, open_catalog, recorded_views
 from facesearch.engine.search import AnalysedProbe, find_matches
 from facesearch.engine.uploads import PreparedUploads, prepare_uploads, write_uploads
 from facesearch.safeguards.audit import (
@@ -45,6 +45,7 @@ from facesearch.safeguards.audit import (
 )
 from facesearch.safeguards.governance import PURPOSE_FLAG, CollectionSpec, require_purpose
 from facesearch.safeguards.vault import CollectionCipher, MasterKey
+from facesearch.store.catalog.database import redact
 from facesearch.store.catalog.store import Catalog
 from facesearch.store.consistency import CollectionIndexes
 from facesearch.store.index.policy import IndexPolicy

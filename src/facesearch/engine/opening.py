@@ -128,16 +128,6 @@ def recorded_views(catalog: Catalog, settings: Settings) -> int:
     return views
 
 
-def redact(url: str) -> str:
-    """A database URL without its password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
-
-
 def _tighten_existing(settings: Settings) -> None:
     """A data folder made by an older facesearch, world-readable, is made owner-only when its owner opens it."""
     tighten(settings.data_dir, FOLDER_MODE)
