@@ -21,7 +21,11 @@ def serve(state: CliState, host: str | None, port: int | None) -> None:
 
     from facesearch.server.app import create_app
 
-    settings = state.settings.replace(host=host or state.settings.host, port=port or state.settings.port)
+    settings = state.settings.replace(
+        host=host or state.settings.host,
+        port=port or state.settings.port,
+        threads_per_request=state.settings.threads_per_request or 1,  # concurrent requests, a core each
+    )
     engine = Engine.open(settings)
     address = f"http://{settings.host}:{settings.port}"
     click.echo(f"facesearch: serving {settings.data_dir} at {address} (web UI {address}/ui, docs {address}/docs)")

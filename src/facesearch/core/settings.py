@@ -62,6 +62,10 @@ class Settings:
     threads_per_worker: int = 0
     """ONNX Runtime threads each ingest worker embeds with; 0 shares the cores out among the workers (all of
     them for a single worker). 1 keeps an ingest to one core per worker on a machine shared with others."""
+    threads_per_request: int = 0
+    """ONNX Runtime threads the engine's own analyses (a search's probe, a verification, an upload) embed with; 0
+    means every core, except in ``facesearch serve``, which takes 1 so that concurrent requests each get a core
+    (one request on every core left the other requests nothing to gain: bench/serve_concurrency.py)."""
     max_image_pixels: int = 90_000_000
     """Images with more pixels are refused before they are decoded (decompression bombs)."""
     max_file_bytes: int = 200_000_000
@@ -162,6 +166,10 @@ class Settings:
         if self.threads_per_worker < 0:
             raise InvalidValueError(
                 f"setting threads_per_worker must be 0 (cores shared out) or more, got {self.threads_per_worker}"
+            )
+        if self.threads_per_request < 0:
+            raise InvalidValueError(
+                f"setting threads_per_request must be 0 (every core) or more, got {self.threads_per_request}"
             )
         if self.workers < 0:
             raise InvalidValueError(f"setting workers must be 0 (one per core) or more, got {self.workers}")

@@ -75,7 +75,8 @@ class Engine:
         self.catalog = catalog
         self.master_key = master_key
         self.clock = clock
-        self.models = configured_models(settings.embedder_choice())  # ingest workers load their own
+        # Ingest workers load their own models; these analyse probes, pairs and uploads in this process.
+        self.models = configured_models(settings.embedder_choice(settings.threads_per_request or None))
         self.analyser = FaceAnalyser(settings, self.models)
         self.ciphers = Ciphers(catalog, master_key)
         self.indexes = CollectionIndexes(
