@@ -69,7 +69,7 @@ def measure(path: Path, ceiling_mb: int, timeout: float) -> dict[str, object]:
     )
     start, seen_mb = time.monotonic(), 0
     while child.poll() is None:
-        seen_mb = max(seen_mb, _rss_mb(child.pid))
+        seen_mb = max(seen_mb, rss_mb(child.pid))
         if seen_mb > ceiling_mb or time.monotonic() - start > timeout:
             child.kill()
             child.wait()
@@ -83,7 +83,8 @@ def measure(path: Path, ceiling_mb: int, timeout: float) -> dict[str, object]:
     return result
 
 
-def _rss_mb(pid: int) -> int:
+def rss_mb(pid: int) -> int:
+    """A running process's resident memory in MB (0 once it is gone)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):

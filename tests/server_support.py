@@ -8,24 +8,28 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
+from fastapi.testclient import TestClient
 
 from facesearch.core.settings import Settings
 from facesearch.engine.engine import Engine
 from facesearch.safeguards.audit import Actor
 from facesearch.safeguards.governance import CollectionSpec
 from facesearch.safeguards.vault import generate_master_key
+from facesearch.server.app import create_app
 from facesearch.store.keys import KeyStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ADMIN = Actor("dpo@newsroom.example")
 SEARCH_PURPOSE = "Newsroom fact checks of people named in reader requests"
 STARTUP_SECONDS = 90
+Client = Callable[..., TestClient]
+"""Opens the gallery with some settings changed (``search_rate_per_minute=3``) and gives a test client over it."""
 
 
 @dataclass(frozen=True)
@@ -136,3 +140,24 @@ def _wait_until_ready(base: str, process: subprocess.Popen[str]) -> None:
             pass
         time.sleep(0.3)
     raise RuntimeError(f"facesearch serve did not become ready within {STARTUP_SECONDS} s")
+
+
+def key(gallery: Gallery, role: str) -> dict[str, str]:
+    """The header that presents the gallery's key of ``role``."""
+    return {"X-API-Key": gallery.keys[role]}
+
+
+def clients_over(gallery: Gallery) -> Iterator[Client]:
+    """For a fixture: test clients over engines opened on the gallery with settings changed, closed at the end."""
+    opened: list[tuple[Engine, TestClient]] = []
+
+    def start(**changes: object) -> TestClient:
+        engine = Engine.open(gallery.settings.replace(**changes))
+        client = TestClient(create_app(engine))
+        opened.append((engine, client))
+        return client
+
+    yield start
+    for engine, client in opened:
+        client.close()
+        engine.close()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench import extreme_shapes
+from bench.extreme_shapes import rss_mb
 from PIL import Image
 
 from conftest import FIXTURES
@@ -26,17 +28,7 @@ from facesearch.vision.api import detect_faces
 from facesearch.vision.pipeline import UPSAMPLE_BUDGET, upsample_times
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-SHAPES = (
-    ("3x9000.png", 3, 9000, "PNG"),
-    ("1x20000.png", 1, 20000, "PNG"),
-    ("20000x1.png", 20000, 1, "PNG"),
-    ("1x65000.jpg", 1, 65000, "JPEG"),
-    ("1x90000000.png", 1, 90_000_000, "PNG"),
-    ("20x2048.png", 20, 2048, "PNG"),
-    ("8x1000.png", 8, 1000, "PNG"),
-    ("2048x24.png", 2048, 24, "PNG"),
-    ("1x1.png", 1, 1, "PNG"),
-)
+SHAPES = (*extreme_shapes.SHAPES, ("2048x24.png", 2048, 24, "PNG"))
 CEILING_MB = 400
 """Peak resident memory allowed to the whole child process (models loaded: about 85 MB)."""
 SECONDS_PER_IMAGE = 15.0
@@ -71,14 +63,6 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", row) + chunk(b"IEND", b"")
 
 
-def _rss_mb(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    return next((int(line.split()[1]) // 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-
-
 def test_each_extreme_shape_is_refused_or_analysed_in_bounded_memory_and_time(tmp_path: Path) -> None:
     paths = []
     for name, width, height, fmt in SHAPES:
@@ -93,7 +77,7 @@ def test_each_extreme_shape_is_refused_or_analysed_in_bounded_memory_and_time(tm
     )
     peak, start = 0, time.monotonic()
     while child.poll() is None:
-        peak = max(peak, _rss_mb(child.pid))
+        peak = max(peak, rss_mb(child.pid))
         if peak > CEILING_MB or time.monotonic() - start > SECONDS_PER_IMAGE * len(SHAPES):
             child.kill()
             child.wait()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from bench.extreme_shapes import rss_mb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -171,14 +172,6 @@ def malformed_folder(folder: Path, seed: int = 20) -> int:
     return len(files)
 
 
-def _rss_mb(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    return next((int(line.split()[1]) // 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-
-
 def test_an_ingest_of_malformed_files_reports_each_and_stays_bounded(tmp_path: Path) -> None:
     folder = tmp_path / "fuzzed"
     folder.mkdir()
@@ -195,7 +188,7 @@ def test_an_ingest_of_malformed_files_reports_each_and_stays_bounded(tmp_path: P
     child = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak, start = 0, time.monotonic()
     while child.poll() is None:
-        peak = max(peak, _rss_mb(child.pid))
+        peak = max(peak, rss_mb(child.pid))
         if peak > INGEST_CEILING_MB or time.monotonic() - start > 120:
             child.kill()
             child.wait()

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from facesearch.engine.engine import Engine
-from facesearch.server.app import create_app
-from server_support import FIXTURES, SEARCH_PURPOSE, Gallery, prepare_gallery
+from server_support import FIXTURES, SEARCH_PURPOSE, Client, Gallery, clients_over, key, prepare_gallery
 
 IDENTITIES = FIXTURES / "identities"
 OBAMA = [IDENTITIES / f"obama__{n}.jpg" for n in (1, 2, 3)]
 PENNY = IDENTITIES / "bbt_penny__1.png"
-Client = Callable[..., TestClient]
 
 
 @pytest.fixture
@@ -26,22 +23,7 @@ def gallery(tmp_path: Path) -> Gallery:
 @pytest.fixture
 def serve(gallery: Gallery) -> Iterator[Client]:
     """A test client over an engine opened with the given settings changes."""
-    opened: list[tuple[Engine, TestClient]] = []
-
-    def start(**changes: object) -> TestClient:
-        engine = Engine.open(gallery.settings.replace(**changes))
-        client = TestClient(create_app(engine))
-        opened.append((engine, client))
-        return client
-
-    yield start
-    for engine, client in opened:
-        client.close()
-        engine.close()
-
-
-def key(gallery: Gallery, role: str) -> dict[str, str]:
-    return {"X-API-Key": gallery.keys[role]}
+    yield from clients_over(gallery)
 
 
 def files(*paths: Path, field: str = "files") -> list[tuple[str, tuple[str, bytes, str]]]:

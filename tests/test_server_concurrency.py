@@ -19,7 +19,7 @@ from PIL import Image
 from facesearch.engine.engine import Engine
 from facesearch.server.app import create_app
 from facesearch.server.service import Service
-from server_support import FIXTURES, Gallery, live_server, prepare_gallery
+from server_support import FIXTURES, Gallery, key, live_server, prepare_gallery
 
 PROBES = [*sorted((FIXTURES / "identities").iterdir())[::3], FIXTURES / "multi" / "two_people.jpg"]
 OBAMA = FIXTURES / "identities" / "obama__1.jpg"
@@ -37,13 +37,9 @@ def base(gallery: Gallery) -> Iterator[str]:
         yield url
 
 
-def headers(gallery: Gallery, role: str) -> dict[str, str]:
-    return {"X-API-Key": gallery.keys[role]}
-
-
 def search(base: str, gallery: Gallery, data: bytes) -> httpx2.Response:
     return httpx2.post(
-        f"{base}/v1/search", files={"file": ("probe", data)}, headers=headers(gallery, "search"), timeout=120
+        f"{base}/v1/search", files={"file": ("probe", data)}, headers=key(gallery, "search"), timeout=120
     )
 
 
@@ -87,7 +83,7 @@ def test_key_only_calls_answer_while_a_long_search_runs(base: str, gallery: Gall
     thread.start()
     answered: list[float] = []
     while thread.is_alive():
-        me = httpx2.get(f"{base}/v1/me", headers=headers(gallery, "search"), timeout=120)
+        me = httpx2.get(f"{base}/v1/me", headers=key(gallery, "search"), timeout=120)
         assert me.status_code == 200 and me.json()["role"] == "search"
         answered.append(time.monotonic())
     thread.join()
@@ -100,7 +96,7 @@ def test_a_search_answers_while_an_upload_is_analysed(base: str, gallery: Galler
 
     def upload() -> None:
         response = httpx2.post(
-            f"{base}/v1/collections/news/images", files=large, headers=headers(gallery, "ingest"), timeout=120
+            f"{base}/v1/collections/news/images", files=large, headers=key(gallery, "ingest"), timeout=120
         )
         assert response.status_code == 200
         done["upload"] = time.monotonic()
@@ -132,7 +128,7 @@ def test_searches_during_uploads_and_erasures_never_see_half_a_change(base: str,
                 problems.append(problem)
 
     def stats() -> str | None:
-        response = httpx2.get(f"{base}/v1/stats", headers=headers(gallery, "admin"), timeout=120)
+        response = httpx2.get(f"{base}/v1/stats", headers=key(gallery, "admin"), timeout=120)
         news = next(c for c in response.json()["collections"] if c["name"] == "news")
         return None if news["faces"] == news["indexed_vectors"] else f"catalog and index differ: {news}"
 
@@ -150,7 +146,7 @@ def test_searches_during_uploads_and_erasures_never_see_half_a_change(base: str,
             uploaded = httpx2.post(
                 f"{base}/v1/collections/news/images",
                 files=[("files", (f"stream-{number}.jpg", data))],
-                headers=headers(gallery, "ingest"),
+                headers=key(gallery, "ingest"),
                 timeout=120,
             )
             assert uploaded.status_code == 200, uploaded.text
@@ -158,7 +154,7 @@ def test_searches_during_uploads_and_erasures_never_see_half_a_change(base: str,
             erased = httpx2.delete(
                 f"{base}/v1/images/{image_id}",
                 params={"reason": "test of erasure during searches"},
-                headers=headers(gallery, "rights"),
+                headers=key(gallery, "rights"),
                 timeout=120,
             )
             assert erased.status_code == 200, erased.text
@@ -179,7 +175,7 @@ def test_a_search_waits_for_a_write_under_way_and_a_key_check_does_not(tmp_path:
         uploaded = client.post(
             "/v1/collections/news/images",
             files=[("files", (OBAMA.name, OBAMA.read_bytes()))],
-            headers=headers(small, "ingest"),
+            headers=key(small, "ingest"),
         )
         assert uploaded.status_code == 200
         done: dict[str, Any] = {}
@@ -187,14 +183,14 @@ def test_a_search_waits_for_a_write_under_way_and_a_key_check_does_not(tmp_path:
         def search_now() -> None:
             probe = FIXTURES / "identities" / "obama__2.jpg"
             done["search"] = client.post(
-                "/v1/search", files={"file": ("probe", probe.read_bytes())}, headers=headers(small, "search")
+                "/v1/search", files={"file": ("probe", probe.read_bytes())}, headers=key(small, "search")
             )
             done["search at"] = time.monotonic()
 
         thread = threading.Thread(target=search_now)
         with service.writing():
             thread.start()
-            me = client.get("/v1/me", headers=headers(small, "search"))
+            me = client.get("/v1/me", headers=key(small, "search"))
             time.sleep(1.5)
             released = time.monotonic()
         thread.join(60)

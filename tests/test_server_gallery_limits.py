@@ -3,7 +3,7 @@ showed; a search's matches (what the web UI shows as thumbnails) follow that sea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,11 +11,10 @@ from fastapi.testclient import TestClient
 from facesearch.engine.engine import Engine
 from facesearch.server.app import create_app
 from facesearch.store.catalog.browse import Browser, FaceSummary
-from server_support import FIXTURES, Gallery, prepare_gallery
+from server_support import FIXTURES, Client, Gallery, clients_over, key, prepare_gallery
 
 IDENTITIES = FIXTURES / "identities"
 PHOTOS = [IDENTITIES / name for name in ("obama__1.jpg", "obama__2.jpg", "bbt_penny__1.png", "bbt_sheldon__1.png")]
-Client = Callable[[int], TestClient]
 
 
 @pytest.fixture(scope="module")
@@ -30,23 +29,8 @@ def gallery(tmp_path_factory: pytest.TempPathFactory) -> Gallery:
 
 @pytest.fixture
 def serve(gallery: Gallery) -> Iterator[Client]:
-    """A client over the gallery whose keys may make ``rate`` searches a minute."""
-    opened: list[tuple[Engine, TestClient]] = []
-
-    def start(rate: int) -> TestClient:
-        engine = Engine.open(gallery.settings.replace(search_rate_per_minute=rate))
-        client = TestClient(create_app(engine))
-        opened.append((engine, client))
-        return client
-
-    yield start
-    for engine, client in opened:
-        client.close()
-        engine.close()
-
-
-def key(gallery: Gallery, role: str) -> dict[str, str]:
-    return {"X-API-Key": gallery.keys[role]}
+    """Test clients over the gallery, opened with ``search_rate_per_minute`` and other settings changed."""
+    yield from clients_over(gallery)
 
 
 def faces_held(client: TestClient) -> list[FaceSummary]:
@@ -61,7 +45,7 @@ def views(client: TestClient, gallery: Gallery, owner: str = "fact-check desk") 
 
 
 def test_thumbnails_count_against_the_search_budget_and_are_refused_past_it(serve: Client, gallery: Gallery) -> None:
-    client = serve(3)
+    client = serve(search_rate_per_minute=3)
     held = faces_held(client)
     faces = [face.id for face in held]
     codes = [client.get(f"/v1/faces/{face}/thumbnail", headers=key(gallery, "search")).status_code for face in faces]
@@ -85,7 +69,7 @@ def test_thumbnails_count_against_the_search_budget_and_are_refused_past_it(serv
 
 
 def test_lists_and_details_count_and_are_audited_with_the_ids_they_show(serve: Client, gallery: Gallery) -> None:
-    client = serve(30)
+    client = serve(search_rate_per_minute=30)
     listed = client.get("/v1/collections/news/faces", headers=key(gallery, "search")).json()["items"]
     images = client.get("/v1/collections/news/images", headers=key(gallery, "rights")).json()["items"]
     assert listed and images
@@ -95,7 +79,7 @@ def test_lists_and_details_count_and_are_audited_with_the_ids_they_show(serve: C
 
 
 def test_the_matches_of_a_search_follow_it_without_counting_again(serve: Client, gallery: Gallery) -> None:
-    client = serve(2)
+    client = serve(search_rate_per_minute=2)
     probe = [("file", ("probe.jpg", (IDENTITIES / "obama__3.jpg").read_bytes(), "image/jpeg"))]
     found = client.post("/v1/search", files=probe, headers=key(gallery, "search")).json()
     matches = [m for result in found["results"] for m in result["matches"]]
@@ -114,7 +98,7 @@ def test_the_matches_of_a_search_follow_it_without_counting_again(serve: Client,
 
 
 def test_a_missing_id_counts_too(serve: Client, gallery: Gallery) -> None:
-    client = serve(2)
+    client = serve(search_rate_per_minute=2)
     missing = [client.get(f"/v1/faces/{9_000 + n}/thumbnail", headers=key(gallery, "search")) for n in range(3)]
     codes = [response.status_code for response in missing]
     assert codes == [404, 404, 429]

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from facesearch.engine.engine import Engine
 from facesearch.server.app import create_app
-from server_support import Gallery, free_port, prepare_gallery
+from server_support import Gallery, free_port, key, prepare_gallery
 
 HUGE = "99999999999999999999999"
 BIGGEST = str(2**63 - 1)
@@ -33,10 +33,6 @@ def gallery(tmp_path_factory: pytest.TempPathFactory) -> Gallery:
 def client(gallery: Gallery) -> Iterator[TestClient]:
     with Engine.open(gallery.settings) as engine, TestClient(create_app(engine)) as test_client:
         yield test_client
-
-
-def key(gallery: Gallery, role: str) -> dict[str, str]:
-    return {"X-API-Key": gallery.keys[role]}
 
 
 def assert_error(response: Any, status: int, *words: str) -> None:
