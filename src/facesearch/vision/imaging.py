@@ -161,10 +161,8 @@ def decode_image(data: bytes, *, name: str, max_pixels: int, max_side: int | Non
             raise ImageError(
                 f"{name}: cannot decode image ({exc}); the file is truncated or corrupt, re-copy it from its source"
             ) from None
-    if max_side and max(rgb.size) > max_side:
-        factor = max_side / max(rgb.size)
-        new_size = (max(1, round(rgb.width * factor)), max(1, round(rgb.height * factor)))
-        rgb = rgb.resize(new_size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    if max_side:
+        rgb = _fitted(rgb, max_side)
     pixels: RGBImage = np.asarray(rgb, dtype=np.uint8)
     return LoadedImage(
         pixels=pixels,
@@ -190,13 +188,18 @@ def check_reducible(name: str, width: int, height: int, max_side: int | None) ->
 
 def fit_pixels(pixels: RGBImage, max_side: int) -> RGBImage:
     """``pixels`` at most ``max_side`` on the longest side, resized as decoded images are."""
-    height, width = pixels.shape[:2]
-    if max(height, width) <= max_side:
+    if max(pixels.shape[:2]) <= max_side:
         return pixels
-    factor = max_side / max(height, width)
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    resized = Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return np.asarray(resized, dtype=np.uint8)
+    return np.asarray(_fitted(Image.fromarray(pixels), max_side), dtype=np.uint8)
+
+
+def _fitted(image: Image.Image, max_side: int) -> Image.Image:
+    """``image`` resized to at most ``max_side`` on its longest side (bilinear, reducing in steps first)."""
+    if max(image.size) <= max_side:
+        return image
+    factor = max_side / max(image.size)
+    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def load_image(path: Path, *, max_bytes: int, max_pixels: int, max_side: int | None = None) -> LoadedImage:
