@@ -3,19 +3,29 @@
 "use strict";
 
 const KEY_STORAGE = "facesearch.apiKey";
+const RESULTS_STORAGE = "facesearch.results";
 const AUDIT_LIMIT = 50;
 const AUDIT_ACTIONS = [
   "ingest", "search", "verify", "export", "purge", "erasure", "access-request", "objection",
   "objection-skip", "configuration", "people", "subject", "refusal",
 ];
+const LAWFUL_BASES = [
+  "consent", "contract", "legal-obligation", "vital-interests", "public-task", "legitimate-interests",
+];
+const BIOMETRIC_CONDITIONS = [
+  "explicit-consent", "employment", "vital-interests", "not-for-profit-body", "made-public", "legal-claims",
+  "substantial-public-interest", "health-care", "public-health", "archiving-research",
+];
+const UPLOAD_BATCH = 4;
 const NAV = [
   { route: "search", label: "Search", roles: ["search"] },
-  { route: "people", label: "People", roles: ["search"] },
+  { route: "upload", label: "Upload", roles: ["ingest"] },
+  { route: "people", label: "People", roles: ["search", "ingest"] },
   { route: "rights", label: "Rights requests", roles: ["rights"] },
   { route: "audit", label: "Audit log", roles: ["auditor"] },
   { route: "collections", label: "Collections", roles: ["admin", "ingest", "search", "auditor", "rights"] },
 ];
-const HOME = { search: "search", rights: "rights", auditor: "audit" };
+const HOME = { search: "search", ingest: "upload", rights: "rights", auditor: "audit" };
 
 const state = {
   me: null, objectUrls: [], auditOffset: 0, pendingError: "",
@@ -130,6 +140,7 @@ function handleError(error) {
 
 async function signIn(key) {
   const me = await api("/v1/me", { key });
+  if (key !== getKey()) forgetResults();
   sessionStorage.setItem(KEY_STORAGE, key);
   state.me = me;
   renderHeader();
@@ -138,6 +149,7 @@ async function signIn(key) {
 
 function signOut() {
   sessionStorage.removeItem(KEY_STORAGE);
+  forgetResults();
   state.me = null;
   renderHeader();
   location.hash = "#/signin";
@@ -193,7 +205,9 @@ const PAGES = {
   collections: { render: renderCollections, roles: ["admin", "ingest", "search", "auditor", "rights"] },
   audit: { render: renderAudit, roles: ["auditor"] },
   rights: { render: renderRights, roles: ["rights"] },
-  people: { render: renderPeople, roles: ["search"] },
+  upload: { render: renderUpload, roles: ["ingest"] },
+  people: { render: (args, params) => (state.me.role === "ingest" ? renderGrouping() : renderPeople(args, params)),
+    roles: ["search", "ingest"] },
   person: { render: renderPerson, roles: ["search"] },
 };
 const NAV_OF = { person: "people", image: "search" };
@@ -210,6 +224,7 @@ async function route() {
       await signIn(getKey());
     } catch (error) {
       sessionStorage.removeItem(KEY_STORAGE);
+      forgetResults();
     }
   }
   if (!state.me) {
@@ -249,20 +264,92 @@ function renderSignIn() {
 }
 
 // ---------- search page ----------
+// A search's answer is kept in this tab (session storage) so that Back and reload show it again without a new,
+// audited and rate-limited search. It holds only what this key was shown, and sign-out forgets it.
+
+function savedResults() {
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(RESULTS_STORAGE) || "null");
+  } catch (error) {
+    saved = null;
+  }
+  if (!saved || !state.me || saved.keyId !== state.me.id || !saved.answer) return null;
+  return saved;
+}
+
+function keepResults(saved) {
+  try {
+    sessionStorage.setItem(RESULTS_STORAGE, JSON.stringify(saved));
+    return true;
+  } catch (error) {
+    return false; // over the tab's storage quota: the results are shown but not kept
+  }
+}
+
+function forgetResults() {
+  sessionStorage.removeItem(RESULTS_STORAGE);
+}
+
+function findMatch(faceId) {
+  const saved = savedResults();
+  if (!saved) return null;
+  for (const face of saved.answer.results) {
+    const match = face.matches.find((m) => String(m.face_id) === String(faceId));
+    if (match) return { match, threshold: saved.answer.threshold, caseRef: saved.caseRef };
+  }
+  return null;
+}
+
+function dropImageFromResults(imageId) {
+  const saved = savedResults();
+  if (!saved) return;
+  for (const face of saved.answer.results) {
+    face.matches = face.matches.filter((m) => String(m.image_id) !== String(imageId));
+  }
+  keepResults(saved);
+}
 
 function renderSearch() {
   const main = mount("#tpl-search");
   $("#purpose", main).textContent = state.me.purpose || "(none declared)";
   const input = $("#probe", main);
   input.addEventListener("change", () => showPreview(input.files[0]));
-  setUpDropZone($("#drop", main), input);
+  setUpDropZone($("#drop", main), input, (files) => showPreview(files[0]));
   $("#search-form", main).addEventListener("submit", (event) => {
     event.preventDefault();
     runSearch(input.files[0], $("#case", main).value.trim());
   });
+  $("#clear-results", main).addEventListener("click", () => {
+    forgetResults();
+    forgetObjectUrls();
+    $("#results").replaceChildren();
+    $("#search-status").textContent = "";
+    showKept(null);
+  });
+  const saved = savedResults();
+  if (!saved) return;
+  renderResults(saved.answer, $("#search-status", main), $("#results", main));
+  showKept(saved);
+  const opened = saved.opened && $(`#results a.match[data-face-id="${saved.opened}"]`, main);
+  if (opened) {
+    opened.scrollIntoView({ block: "center" });
+    opened.focus({ preventScroll: true });
+  }
 }
 
-function setUpDropZone(zone, input) {
+function showKept(saved) {
+  const kept = $("#results-kept");
+  if (!kept) return;
+  kept.hidden = !saved;
+  if (!saved) return;
+  const when = formatDate(saved.at);
+  const what = saved.caseRef ? `your search for \u201c${saved.caseRef}\u201d at ${when}` : `your search at ${when}`;
+  $("#results-note").textContent = `These are the results of ${what}, kept in this tab until you sign out; `
+    + "opening them again runs no new search.";
+}
+
+function setUpDropZone(zone, input, onFiles) {
   zone.addEventListener("dragover", (event) => {
     event.preventDefault();
     zone.classList.add("over");
@@ -273,7 +360,7 @@ function setUpDropZone(zone, input) {
     zone.classList.remove("over");
     if (!event.dataTransfer || event.dataTransfer.files.length === 0) return;
     input.files = event.dataTransfer.files;
-    showPreview(input.files[0]);
+    onFiles(input.files);
   });
 }
 
@@ -298,6 +385,8 @@ async function runSearch(file, caseRef) {
     return;
   }
   forgetObjectUrls();
+  forgetResults();
+  showKept(null);
   results.replaceChildren();
   status.textContent = "Searching…";
   const form = new FormData();
@@ -307,7 +396,9 @@ async function runSearch(file, caseRef) {
   button.disabled = true;
   try {
     const answer = await api("/v1/search", { method: "POST", body: form });
+    const saved = { keyId: state.me.id, at: new Date().toISOString(), caseRef, answer, opened: null };
     renderResults(answer, status, results);
+    if (keepResults(saved)) showKept(saved);
   } catch (error) {
     status.textContent = error.code === "no_face" ? "No face was found in the probe photo." : "Search failed.";
     handleError(error);
@@ -334,11 +425,20 @@ function renderResults(answer, status, results) {
 
 function matchCard(match) {
   const li = el("li");
-  const link = el("a", null, { class: "match", href: `#/image/${match.image_id}?face=${match.face_id}` });
+  const link = el("a", null, {
+    class: "match", href: `#/image/${match.image_id}?face=${match.face_id}`, "data-face-id": match.face_id,
+  });
+  link.addEventListener("click", () => {
+    const saved = savedResults();
+    if (!saved) return;
+    saved.opened = match.face_id;
+    keepResults(saved);
+  });
   const img = el("img", null, { alt: `Face ${match.face_id}`, width: "150", height: "150" });
   link.append(img);
   const facts = el("dl");
   addFact(facts, "Distance", Number(match.distance).toFixed(2));
+  if (typeof match.score === "number") addFact(facts, "Score", match.score.toFixed(2));
   addFact(facts, "Collection", match.collection);
   const source = addFact(facts, "Source", fileName(match.image_path));
   source.title = match.image_path;
@@ -365,8 +465,28 @@ async function renderImage(args, params) {
   const imageId = args[0];
   const faceId = params.get("face");
   const main = mount("#tpl-image");
-  const image = await api(`/v1/images/${encodeURIComponent(imageId)}`);
+  const found = faceId ? findMatch(faceId) : null;
+  const back = $("#back-to-results", main);
+  if (found) {
+    back.hidden = false;
+  } else if (history.length > 1) {
+    back.textContent = "← Back";
+    back.hidden = false;
+    back.addEventListener("click", (event) => {
+      event.preventDefault();
+      history.back();
+    });
+  }
+  let image;
+  try {
+    image = await api(`/v1/images/${encodeURIComponent(imageId)}`);
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 404) throw error;
+    showImageGone(main, imageId, Boolean(found));
+    return;
+  }
   $("#image-title", main).textContent = `#${image.id}`;
+  if (found) showMatchFacts(main, found);
   const facts = $("#image-facts tbody", main);
   addRow(facts, "Collection", image.collection);
   addRow(facts, "Source", image.source).classList.add("source");
@@ -386,6 +506,30 @@ async function renderImage(args, params) {
   $("#picture", main).src = await imageUrl(`/v1/images/${encodeURIComponent(imageId)}/picture${query}`);
 }
 
+function showMatchFacts(main, found) {
+  const { match, threshold, caseRef } = found;
+  const table = $("#match-facts", main);
+  const body = $("tbody", table);
+  addRow(body, "Distance", `${Number(match.distance).toFixed(2)} (match threshold ${threshold}; smaller is more similar)`);
+  if (typeof match.score === "number") addRow(body, "Score", match.score.toFixed(2));
+  addRow(body, "Probe face", match.probe_face + 1);
+  addRow(body, "Face", match.face_id);
+  if (caseRef) addRow(body, "Case", caseRef);
+  table.hidden = false;
+}
+
+function showImageGone(main, imageId, fromResults) {
+  $("#image-card", main).hidden = true;
+  const gone = $("#image-gone", main);
+  gone.hidden = false;
+  const text = `Image #${imageId} is no longer held: it was erased (an erasure request, or a deletion) or its `
+    + "retention period ran out, so nothing of it can be shown.";
+  $("#image-gone-text", main).textContent = fromResults
+    ? `${text} It is taken out of your kept results; search again to see what is held now.`
+    : text;
+  if (fromResults) dropImageFromResults(imageId);
+}
+
 function addRow(tbody, label, value) {
   const row = el("tr");
   row.append(el("th", label, { scope: "row" }));
@@ -395,12 +539,19 @@ function addRow(tbody, label, value) {
   return cell;
 }
 
-// ---------- collections page ----------
+// ---------- collections page (admin: create one) ----------
 
 async function renderCollections() {
   const main = mount("#tpl-collections");
+  if (state.me.role === "admin") setUpNewCollection(main);
+  return loadCollections();
+}
+
+async function loadCollections() {
   const answer = await api("/v1/collections");
-  const tbody = $("#collections tbody", main);
+  const tbody = $("#collections tbody");
+  if (!tbody) return;
+  tbody.replaceChildren();
   for (const c of answer.items) {
     const row = el("tr");
     for (const value of [c.name, c.purpose, c.lawful_basis, c.biometric_condition, c.retention_days,
@@ -413,6 +564,215 @@ async function renderCollections() {
     const row = el("tr");
     row.append(el("td", "No collections yet.", { colspan: "7" }));
     tbody.append(row);
+  }
+}
+
+function setUpNewCollection(main) {
+  $("#new-collection", main).hidden = false;
+  const basis = $("#c-basis", main);
+  const condition = $("#c-condition", main);
+  basis.append(el("option", "(choose)", { value: "" }));
+  condition.append(el("option", "(choose)", { value: "" }));
+  for (const value of LAWFUL_BASES) basis.append(el("option", value, { value }));
+  for (const value of BIOMETRIC_CONDITIONS) condition.append(el("option", value, { value }));
+  const form = $("#collection-form", main);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearError();
+    const status = $("#collection-status");
+    const body = {
+      name: $("#c-name").value.trim(),
+      purpose: $("#c-purpose").value.trim(),
+      lawful_basis: basis.value,
+      biometric_condition: condition.value,
+      retention: $("#c-retention").value.trim(),
+      people_allowed: $("#c-people").checked,
+    };
+    const button = $("#create-collection");
+    button.disabled = true;
+    status.textContent = "Creating…";
+    status.className = "status";
+    try {
+      const made = await api("/v1/collections", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      status.textContent = `Created collection ${made.name}: ${made.lawful_basis}, ${made.biometric_condition}, `
+        + `held ${made.retention_days} days${made.people_allowed ? ", grouping into people allowed" : ""}.`;
+      status.classList.add("ok");
+      form.reset();
+      await loadCollections();
+    } catch (error) {
+      status.textContent = "";
+      handleError(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+// ---------- upload page (ingest) ----------
+
+async function usableCollections(filter = () => true) {
+  const answer = await api("/v1/collections");
+  const mine = state.me.collections || [];
+  return answer.items.filter((c) => mine.includes(c.name) && filter(c));
+}
+
+async function renderUpload() {
+  const main = mount("#tpl-upload");
+  const select = $("#upload-collection", main);
+  const collections = await usableCollections();
+  for (const c of collections) select.append(el("option", c.name, { value: c.name }));
+  const purpose = $("#upload-purpose", main);
+  const showPurpose = () => {
+    const chosen = collections.find((c) => c.name === select.value);
+    purpose.textContent = chosen ? `Purpose: ${chosen.purpose} (${chosen.lawful_basis}; held ${chosen.retention_days} days)` : "";
+  };
+  select.addEventListener("change", showPurpose);
+  showPurpose();
+  const input = $("#upload-files", main);
+  const status = $("#upload-status", main);
+  const describe = (files) => {
+    status.className = "status";
+    status.textContent = files.length ? `${files.length} photo(s) chosen.` : "";
+  };
+  input.addEventListener("change", () => describe(input.files));
+  setUpDropZone($("#upload-drop", main), input, describe);
+  if (collections.length === 0) {
+    $("#upload-button", main).disabled = true;
+    status.textContent = "This key may upload to no collection: ask an administrator for a key with a collection.";
+    return;
+  }
+  $("#upload-form", main).addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (input.files.length === 0) {
+      showError("Choose one or more photos first.");
+      return;
+    }
+    uploadFiles(select.value, [...input.files]);
+  });
+}
+
+function newUploadTally() {
+  return { sent: 0, images: 0, faces: 0, already: 0, noFaces: 0, failed: [] };
+}
+
+function addReport(tally, report) {
+  tally.images += report.images_added;
+  tally.faces += report.faces_added;
+  tally.already += report.skipped_already_indexed;
+  tally.noFaces += report.images_without_faces;
+  for (const f of report.failed) tally.failed.push({ name: f.path, reason: f.reason });
+  for (const f of report.unsupported) tally.failed.push({ name: f.path, reason: `${f.format}: ${f.advice}` });
+}
+
+async function sendUploads(collection, files, tally) {
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  try {
+    const answer = await api(`/v1/collections/${encodeURIComponent(collection)}/images`, { method: "POST", body: form });
+    addReport(tally, answer.report);
+  } catch (error) {
+    // A batch refused as a whole (too large, unreadable): send its files one by one to find the one at fault.
+    if (!(error instanceof ApiError) || ![400, 413, 422].includes(error.status)) throw error;
+    if (files.length === 1) tally.failed.push({ name: files[0].name, reason: error.message });
+    else for (const file of files) await sendUploads(collection, [file], tally);
+  }
+}
+
+function uploadSummary(tally, total) {
+  const parts = [`${tally.images} image(s) added with ${tally.faces} face(s)`];
+  if (tally.already) parts.push(`${tally.already} already held`);
+  if (tally.noFaces) parts.push(`${tally.noFaces} without a face`);
+  if (tally.failed.length) parts.push(`${tally.failed.length} not added (listed below)`);
+  return `${tally.sent} of ${total} photo(s) sent: ${parts.join(", ")}.`;
+}
+
+async function uploadFiles(collection, files) {
+  clearError();
+  const button = $("#upload-button");
+  const progress = $("#upload-progress");
+  const status = $("#upload-status");
+  const failures = $("#upload-failures");
+  const tally = newUploadTally();
+  failures.replaceChildren();
+  progress.max = files.length;
+  progress.value = 0;
+  $("#upload-progress-wrap").hidden = false;
+  button.disabled = true;
+  status.className = "status";
+  const leaving = (event) => event.preventDefault(); // the browser asks before leaving mid-upload
+  window.addEventListener("beforeunload", leaving);
+  try {
+    for (let start = 0; start < files.length; start += UPLOAD_BATCH) {
+      const batch = files.slice(start, start + UPLOAD_BATCH);
+      status.textContent = `Uploading ${start + 1}–${start + batch.length} of ${files.length} to ${collection}…`;
+      await sendUploads(collection, batch, tally);
+      tally.sent += batch.length;
+      progress.value = tally.sent;
+    }
+    status.textContent = `Done. ${uploadSummary(tally, files.length)}`;
+    status.classList.add(tally.failed.length ? "bad" : "ok");
+  } catch (error) {
+    status.textContent = `Stopped. ${uploadSummary(tally, files.length)} The rest was not sent.`;
+    status.classList.add("bad");
+    handleError(error);
+  } finally {
+    window.removeEventListener("beforeunload", leaving);
+    button.disabled = false;
+    for (const f of tally.failed) failures.append(el("li", f.reason.startsWith(f.name) ? f.reason : `${f.name}: ${f.reason}`));
+  }
+}
+
+// ---------- grouping page (ingest: the people page of an ingest key) ----------
+
+async function renderGrouping() {
+  const main = mount("#tpl-grouping");
+  const select = $("#grouping-collection", main);
+  const collections = await usableCollections((c) => c.people_allowed);
+  for (const c of collections) select.append(el("option", c.name, { value: c.name }));
+  if (collections.length === 0) {
+    select.disabled = true;
+    $("#grouping-button", main).disabled = true;
+    $("#grouping-status", main).textContent = "None of this key's collections was declared for grouping faces into "
+      + "people; an administrator can allow it for a collection whose purpose needs it.";
+    return;
+  }
+  $("#grouping-form", main).addEventListener("submit", (event) => {
+    event.preventDefault();
+    runGrouping(select.value, $("#grouping-full").checked);
+  });
+}
+
+async function runGrouping(collection, full) {
+  clearError();
+  const button = $("#grouping-button");
+  const status = $("#grouping-status");
+  const wrap = $("#grouping-progress-wrap");
+  const started = Date.now();
+  const tick = () => {
+    status.textContent = `Grouping the faces of ${collection}… ${Math.round((Date.now() - started) / 1000)} s`;
+  };
+  button.disabled = true;
+  wrap.hidden = false;
+  status.className = "status";
+  tick();
+  const timer = setInterval(tick, 1000);
+  try {
+    const r = await api(`/v1/collections/${encodeURIComponent(collection)}/people/cluster`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ full }),
+    });
+    status.textContent = `Grouped ${faceCount(r.faces)} of ${collection} in ${Number(r.seconds).toFixed(1)} s: `
+      + `${r.people} people (${r.new_people} new, ${faceCount(r.assigned_to_existing)} joined people already there); `
+      + `${faceCount(r.low_quality)} too small, blurred or unsure to group.`;
+    status.classList.add("ok");
+  } catch (error) {
+    status.textContent = "";
+    handleError(error);
+  } finally {
+    clearInterval(timer);
+    wrap.hidden = true;
+    button.disabled = false;
   }
 }
 
@@ -468,8 +828,8 @@ function renderAuditRows(items) {
       entry.purpose || ""]) {
       row.append(el("td", value));
     }
-    const details = el("td");
-    details.append(el("code", JSON.stringify(entry.details)));
+    const details = el("td", null, { class: "details" });
+    details.append(detailsList(entry.details));
     row.append(details);
     tbody.append(row);
   }
@@ -478,6 +838,42 @@ function renderAuditRows(items) {
     row.append(el("td", "No entries.", { colspan: "7" }));
     tbody.append(row);
   }
+}
+
+const DETAIL_ITEMS = 12;
+
+function detailsList(details) {
+  // An entry's details as labelled fields: "faces removed  2", lists cut short, nested fields flattened.
+  const list = el("dl", null, { class: "fields" });
+  const add = (name, value) => {
+    list.append(el("dt", name.replaceAll("_", " ")));
+    list.append(el("dd", detailText(value)));
+  };
+  const walk = (prefix, value) => {
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      const entries = Object.entries(value);
+      if (entries.length === 0) add(prefix || "details", "none");
+      for (const [name, inner] of entries) walk(name, inner); // nested fields by their own names
+    } else {
+      add(prefix || "details", value);
+    }
+  };
+  walk("", details ?? {});
+  return list;
+}
+
+function detailText(value) {
+  if (value === null || value === undefined || value === "") return "—";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (Array.isArray(value)) {
+    if (value.length === 0) return "none";
+    const shown = value.slice(0, DETAIL_ITEMS).map((item) => (item && typeof item === "object"
+      ? Object.entries(item).map(([k, v]) => `${k.replaceAll("_", " ")} ${detailText(v)}`).join(", ")
+      : String(item)));
+    const more = value.length > DETAIL_ITEMS ? ` … and ${value.length - DETAIL_ITEMS} more` : "";
+    return shown.join(value.some((item) => item && typeof item === "object") ? "; " : ", ") + more;
+  }
+  return String(value);
 }
 
 async function verifyChain() {
@@ -525,6 +921,7 @@ async function accessReport() {
   const data = rightsForm();
   if (!data) return;
   const status = $("#access-status");
+  $("#erase-status").textContent = "";
   status.textContent = "Looking…";
   try {
     const answer = await api("/v1/rights/access", { method: "POST", body: data });
@@ -560,6 +957,10 @@ async function erase() {
   try {
     const answer = await api("/v1/rights/erase", { method: "POST", body: data });
     const r = answer.receipt;
+    // What the access report listed is gone now: only the receipt stays on the page.
+    $("#access tbody").replaceChildren();
+    $("#access-wrap").hidden = true;
+    $("#access-status").textContent = "";
     status.textContent = `Erasure receipt ${r.id}: ${r.faces_removed} face(s) and ${r.images_removed} image(s) removed (reference ${r.reference}).`;
   } catch (error) {
     status.textContent = "";
@@ -572,6 +973,12 @@ async function erase() {
 function personLabel(info) {
   const name = String(info.name || "").trim();
   return name || `Person #${info.id}`;
+}
+
+function personRef(info) {
+  // A label that tells two people apart even when they carry the same name.
+  const name = String(info.name || "").trim();
+  return name ? `${name} (#${info.id})` : `Person #${info.id}`;
 }
 
 function faceCount(n) {
@@ -685,7 +1092,7 @@ function personCard(person) {
   const box = el("input", null, { type: "checkbox", id, "data-person-id": person.id });
   box.addEventListener("change", () => {
     const chosen = state.peopleSelected.filter((p) => p.id !== person.id);
-    if (box.checked) chosen.push({ id: person.id, label });
+    if (box.checked) chosen.push({ id: person.id, label, ref: personRef(person), name: person.name || "" });
     state.peopleSelected = chosen;
     li.classList.toggle("selected", box.checked);
     updateMergeButton();
@@ -701,7 +1108,7 @@ function updateMergeButton() {
   if (!button) return;
   const chosen = state.peopleSelected;
   button.disabled = chosen.length !== 2;
-  if (chosen.length === 2) hint.textContent = `${chosen[1].label} will join ${chosen[0].label}.`;
+  if (chosen.length === 2) hint.textContent = `${chosen[1].ref} will join ${chosen[0].ref}.`;
   else if (chosen.length > 2) hint.textContent = `${chosen.length} selected: select exactly two to merge.`;
   else hint.textContent = chosen.length === 1 ? `${chosen[0].label} selected: select one more to merge.` : "";
 }
@@ -710,7 +1117,7 @@ async function mergeSelected() {
   clearError();
   if (state.peopleSelected.length !== 2) return;
   const [keep, other] = state.peopleSelected;
-  if (!confirm(`Merge ${other.label} into ${keep.label}? All faces of ${other.label} will belong to ${keep.label}.`)) {
+  if (!confirm(`Merge ${other.ref} into ${keep.ref}? All faces of ${other.ref} will belong to ${keep.ref}.`)) {
     return;
   }
   const button = $("#merge-button");
@@ -722,7 +1129,8 @@ async function mergeSelected() {
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ other: other.id }),
     });
-    peopleStatus(`Merged ${other.label} into ${personLabel(info)}: ${faceCount(info.face_count)}.`, "ok");
+    const renamed = info.name && info.name !== keep.name ? `, now named ${info.name}` : "";
+    peopleStatus(`Merged ${other.ref} into ${keep.ref}${renamed}: ${faceCount(info.face_count)}.`, "ok");
     await loadPeople();
   } catch (error) {
     peopleStatus("");
@@ -835,7 +1243,40 @@ async function renderPerson(args) {
   });
 }
 
+// ---------- every page: a cue on tables wider than the screen ----------
+
+function markWideTables() {
+  for (const wrap of document.querySelectorAll("#main .table-wrap")) {
+    const wide = wrap.scrollWidth > wrap.clientWidth + 1;
+    wrap.classList.toggle("wide", wide);
+    wrap.classList.toggle("at-start", wrap.scrollLeft <= 1);
+    wrap.classList.toggle("at-end", wrap.scrollLeft + wrap.clientWidth >= wrap.scrollWidth - 1);
+    let cue = wrap.firstElementChild;
+    if (!cue || !cue.classList.contains("scroll-cue")) {
+      cue = el("p", "Scroll sideways for more columns →", { class: "scroll-cue", "aria-hidden": "true" });
+      wrap.prepend(cue); // sticky at the wrap's left edge, so it stays in view while the table scrolls
+      wrap.addEventListener("scroll", scheduleWideTables, { passive: true });
+    }
+    if (cue.hidden === wide) cue.hidden = !wide; // set only on change: each set is a mutation we observe
+  }
+}
+
+let wideTablesPending = false;
+
+function scheduleWideTables() {
+  if (wideTablesPending) return;
+  wideTablesPending = true;
+  requestAnimationFrame(() => {
+    wideTablesPending = false;
+    markWideTables();
+  });
+}
+
 // ---------- start ----------
+
+new MutationObserver(scheduleWideTables).observe($("#main"), { childList: true, subtree: true, attributes: true,
+  attributeFilter: ["hidden"] });
+window.addEventListener("resize", scheduleWideTables);
 
 $("#signout").addEventListener("click", signOut);
 window.addEventListener("hashchange", route);
