@@ -48,6 +48,8 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/rights/access"): frozenset({R}),
     ("POST", "/v1/rights/erase"): frozenset({R}),
     ("POST", "/v1/collections/{name}/people/cluster"): frozenset({IN}),
+    ("POST", "/v1/collections/{name}/people/cluster/jobs"): frozenset({IN}),
+    ("GET", "/v1/collections/{name}/people/cluster/jobs/{job_id}"): frozenset({IN}),
     ("GET", "/v1/collections/{name}/people"): frozenset({S}),
     ("GET", "/v1/people/{person_id}"): frozenset({S}),
     ("PATCH", "/v1/people/{person_id}"): frozenset({S}),
@@ -78,6 +80,7 @@ PATH_VALUES = {
     "{face_id}": "999999",
     "{key_id}": "999999",
     "{person_id}": "999999",
+    "{job_id}": "999999",
 }
 
 

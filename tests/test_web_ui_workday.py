@@ -203,6 +203,7 @@ def test_admin_creates_a_collection_and_ingest_uploads_and_groups_it(
     page.get_by_role("button", name="Group into people").click()
     grouped = re.compile(r"Grouped \d+ faces of family in [\d.]+ s: \d+ people")
     expect(page.locator("#grouping-status")).to_contain_text(grouped)
+    assert page.locator("#grouping-progress").evaluate("p => [p.value, p.max]") == [4, 4]
     page.screenshot(path=str(screenshots / "workday-grouping.png"), full_page=True)
     sign_out(page)
     listed = call(base_url, gallery.keys["search"], "GET", f"/v1/collections/{FAMILY}/people")
@@ -280,5 +281,19 @@ def test_wide_tables_say_they_scroll(
         page.get_by_role("link", name="Audit log").click()
         expect(page.locator("#audit tbody tr")).not_to_have_count(0)
         page.screenshot(path=str(screenshots / f"workday-audit-{width}.png"), full_page=True)
+        sign_out(page)
+
+        # The search results and a match's image page fit the screen too.
+        sign_in(page, base_url, gallery.keys["search"], "search")
+        search(page, PROBE, f"width {width}")
+        page.locator("#results .match").first.click()
+        expect(page.locator("#match-facts")).to_be_visible()
+        page.wait_for_function("() => document.querySelector('#picture').naturalWidth > 0")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+        page.screenshot(path=str(screenshots / f"workday-image-{width}.png"), full_page=True)
+        page.go_back()
+        expect(page.locator("#results .match").first).to_be_visible()
+        thumbnails_loaded(page, "#results .match img")
+        page.screenshot(path=str(screenshots / f"workday-results-{width}.png"), full_page=True)
     finally:
         context.close()

@@ -85,6 +85,10 @@ class QualityRule:
         )
 
 
+CLUSTER_STEPS = ("reading the faces", "finding each face's neighbours", "grouping", "saving the people")
+"""The steps of ``People.cluster``, in order, as its ``progress`` callback names them."""
+
+
 @dataclass(frozen=True)
 class ClusterReport:
     collection: str
@@ -114,18 +118,24 @@ class People:
 
     # -- clustering --------------------------------------------------------------------------------
 
-    def cluster(self, collection: str, actor: Actor, *, full: bool = False) -> ClusterReport:
+    def cluster(
+        self, collection: str, actor: Actor, *, full: bool = False, progress: Callable[[str], None] | None = None
+    ) -> ClusterReport:
         """Put every clusterable face of ``collection`` into a person. Incremental by default: new faces
         join the person of their nearest grouped neighbours or form new people; ``full`` regroups every
-        face that no person placed by hand."""
+        face that no person placed by hand. ``progress`` is told each of CLUSTER_STEPS as it starts."""
+        step = progress or (lambda _: None)
         started = time.perf_counter()
         collection_id = self._allowed(collection)
+        step(CLUSTER_STEPS[0])
         qualities = self.store.qualities(collection_id)
         eligible = [q.face_id for q in qualities if self.quality.accepts(q)]
         low_quality = sorted(set(q.face_id for q in qualities) - set(eligible))
         data = self.store.cluster_input(collection_id, eligible, self.engine.cipher(collection_id).open_template)
+        step(CLUSTER_STEPS[1])
         graph = self._graph(collection_id, data)
         views = self.engine.settings.template_views
+        step(CLUSTER_STEPS[2])
         if full:
             assignment, groups = _regroup(data, graph, GROUP_THRESHOLDS[views], LONE_FACES[views])
         else:
@@ -144,6 +154,7 @@ class People:
                 low_quality=len(low_quality),
             )
 
+        step(CLUSTER_STEPS[3])
         created, dropped = self.store.assign(collection_id, changed, groups, low_quality, event)
         return ClusterReport(
             collection=collection,
@@ -229,6 +240,10 @@ class People:
             )
 
         return event
+
+    def check_allowed(self, collection: str) -> None:
+        """Refuse a collection that does not exist or was not declared for grouping faces into people."""
+        self._allowed(collection)
 
     def _allowed(self, collection: str) -> int:
         info = self.engine.collection(collection)

@@ -6,13 +6,15 @@ belongs to search keys. Every run and correction is audited by the people servic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from facesearch.core.errors import NotFoundError
 from facesearch.core.results import to_plain
-from facesearch.people.service import People
+from facesearch.people.service import CLUSTER_STEPS, People
 from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.params import MAX_ROW_ID, RowId
 from facesearch.server.service import Limit, Offset, allow, collection_allowed, paged, service
@@ -55,6 +57,44 @@ def cluster(request: Request, name: str, body: Cluster, key: Annotated[ApiKey, D
     svc = service(request)
     with svc.lock:
         return to_plain(People(svc.engine).cluster(name, key.actor, full=body.full))
+
+
+CLUSTER_JOB = "people-cluster"
+
+
+@router.post(
+    "/collections/{name}/people/cluster/jobs",
+    responses=errors(404),
+    status_code=202,
+    summary="Start grouping the collection's faces into people in the background; poll the job (ingest)",
+)
+def start_cluster_job(
+    request: Request, name: str, body: Cluster, key: Annotated[ApiKey, Depends(allow(Role.INGEST))]
+) -> Any:
+    """Answers the job at once: ``state`` running, done or failed; ``step`` of ``steps`` and the ``stage`` under
+    way; when done, ``result`` is what ``POST .../people/cluster`` answers; when failed, ``error`` is the error
+    body it would have answered. A job of this key still running on the collection is answered again."""
+    _scoped(key, name)
+    svc = service(request)
+    People(svc.engine).check_allowed(name)  # catalog reads, no lock: refused now, not in the job (which checks again)
+
+    def work(progress: Callable[[str], None]) -> Any:
+        with svc.lock:
+            return People(svc.engine).cluster(name, key.actor, full=body.full, progress=progress)
+
+    return svc.jobs.start(key.id, CLUSTER_JOB, name, CLUSTER_STEPS, work).view()
+
+
+@router.get(
+    "/collections/{name}/people/cluster/jobs/{job_id}",
+    responses=errors(404),
+    summary="A grouping job's progress and, once done, its result (the key that started it)",
+)
+def cluster_job(request: Request, name: str, job_id: RowId, key: Annotated[ApiKey, Depends(allow(Role.INGEST))]) -> Any:
+    job = service(request).jobs.get(job_id, key.id)  # only this key's jobs: started within its collections
+    if job.collection != name or job.kind != CLUSTER_JOB:
+        raise NotFoundError(f"no job {job_id} grouping {name!r} into people was started by this key")
+    return job.view()
 
 
 @router.get(

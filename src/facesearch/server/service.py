@@ -23,6 +23,7 @@ from facesearch.core.results import to_plain
 from facesearch.engine.engine import Engine
 from facesearch.safeguards.audit import RefusalEvent, ViewEvent
 from facesearch.safeguards.roles import ApiKey, Role
+from facesearch.server.jobs import Jobs
 from facesearch.server.locking import ReadWriteLock
 from facesearch.server.params import MAX_ROW_ID
 from facesearch.server.ratelimit import RateLimiter
@@ -47,6 +48,8 @@ class Service:
     search or an upload) happens before either is taken, and key checks and audit entries need neither."""
     shown: Shown = field(default_factory=Shown)
     """Faces and images each key was just shown, whose pictures follow without counting again."""
+    jobs: Jobs = field(default_factory=Jobs)
+    """Long work running in the background (grouping into people), polled by the key that started it."""
 
     def reading(self) -> AbstractContextManager[None]:
         """Shared with other readers: index searches and catalog reads."""

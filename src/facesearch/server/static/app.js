@@ -17,6 +17,7 @@ const BIOMETRIC_CONDITIONS = [
   "substantial-public-interest", "health-care", "public-health", "archiving-research",
 ];
 const UPLOAD_BATCH = 4;
+const JOB_POLL_MS = 400;
 const NAV = [
   { route: "search", label: "Search", roles: ["search"] },
   { route: "upload", label: "Upload", roles: ["ingest"] },
@@ -745,33 +746,42 @@ async function renderGrouping() {
 }
 
 async function runGrouping(collection, full) {
+  // The grouping runs as a job on the server; its step and stage are polled until it is done.
   clearError();
   const button = $("#grouping-button");
   const status = $("#grouping-status");
-  const wrap = $("#grouping-progress-wrap");
+  const progress = $("#grouping-progress");
+  const base = `/v1/collections/${encodeURIComponent(collection)}/people/cluster/jobs`;
   const started = Date.now();
-  const tick = () => {
-    status.textContent = `Grouping the faces of ${collection}… ${Math.round((Date.now() - started) / 1000)} s`;
-  };
   button.disabled = true;
-  wrap.hidden = false;
   status.className = "status";
-  tick();
-  const timer = setInterval(tick, 1000);
+  status.textContent = `Starting to group the faces of ${collection}…`;
+  $("#grouping-progress-wrap").hidden = false;
   try {
-    const r = await api(`/v1/collections/${encodeURIComponent(collection)}/people/cluster`, {
+    let job = await api(base, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ full }),
     });
+    while (job.state === "running") {
+      progress.max = job.steps;
+      progress.value = Math.max(0, job.step - 0.5);
+      const seconds = Math.round((Date.now() - started) / 1000);
+      status.textContent = `Grouping the faces of ${collection}: step ${Math.max(job.step, 1)} of ${job.steps}, `
+        + `${job.stage} (${seconds} s)…`;
+      await new Promise((resolve) => { setTimeout(resolve, JOB_POLL_MS); });
+      job = await api(`${base}/${job.id}`);
+    }
+    if (job.state === "failed") throw new ApiError(job.error.status, job.error.code, job.error.message);
+    progress.value = progress.max;
+    const r = job.result;
     status.textContent = `Grouped ${faceCount(r.faces)} of ${collection} in ${Number(r.seconds).toFixed(1)} s: `
       + `${r.people} people (${r.new_people} new, ${faceCount(r.assigned_to_existing)} joined people already there); `
       + `${faceCount(r.low_quality)} too small, blurred or unsure to group.`;
     status.classList.add("ok");
   } catch (error) {
     status.textContent = "";
+    $("#grouping-progress-wrap").hidden = true;
     handleError(error);
   } finally {
-    clearInterval(timer);
-    wrap.hidden = true;
     button.disabled = false;
   }
 }
