@@ -240,6 +240,7 @@ def test_erasure_leaves_only_its_receipt_and_audit_details_read_as_fields(
     accept_dialogs(page)
     page.get_by_role("button", name="Erase").click()
     expect(page.locator("#erase-status")).to_contain_text("Erasure receipt")
+    expect(page.locator("#erase-status")).to_have_class(re.compile(r"\bok\b"))
     expect(page.locator("#access-wrap")).to_be_hidden()
     expect(page.locator("#access-status")).to_have_text("")
     page.screenshot(path=str(screenshots / "workday-erasure.png"), full_page=True)

@@ -963,6 +963,7 @@ async function erase() {
   if (!data) return;
   if (!confirm("Erase every held image of this person? This cannot be undone.")) return;
   const status = $("#erase-status");
+  status.className = "status";
   status.textContent = "Erasing…";
   try {
     const answer = await api("/v1/rights/erase", { method: "POST", body: data });
@@ -971,6 +972,7 @@ async function erase() {
     $("#access tbody").replaceChildren();
     $("#access-wrap").hidden = true;
     $("#access-status").textContent = "";
+    status.classList.add("ok");
     status.textContent = `Erasure receipt ${r.id}: ${r.faces_removed} face(s) and ${r.images_removed} image(s) removed (reference ${r.reference}).`;
   } catch (error) {
     status.textContent = "";
