@@ -7,7 +7,7 @@ const RESULTS_STORAGE = "facesearch.results";
 const AUDIT_LIMIT = 50;
 const AUDIT_ACTIONS = [
   "ingest", "search", "verify", "export", "purge", "erasure", "access-request", "objection",
-  "objection-skip", "configuration", "people", "subject", "refusal",
+  "objection-skip", "configuration", "people", "subject", "refusal", "view",
 ];
 const LAWFUL_BASES = [
   "consent", "contract", "legal-obligation", "vital-interests", "public-task", "legitimate-interests",
@@ -397,9 +397,10 @@ async function runSearch(file, caseRef) {
   button.disabled = true;
   try {
     const answer = await api("/v1/search", { method: "POST", body: form });
-    const saved = { keyId: state.me.id, at: new Date().toISOString(), caseRef, answer, opened: null };
+    const saved = { keyId: state.me.id, at: new Date().toISOString(), caseRef, answer, opened: null, thumbs: {} };
+    const kept = keepResults(saved); // before the cards, so that their thumbnails are kept as they arrive
     renderResults(answer, status, results);
-    if (keepResults(saved)) showKept(saved);
+    if (kept) showKept(saved);
   } catch (error) {
     status.textContent = error.code === "no_face" ? "No face was found in the probe photo." : "Search failed.";
     handleError(error);
@@ -447,10 +448,51 @@ function matchCard(match) {
   addFact(facts, "Ingested", formatDay(match.ingested_at));
   link.append(facts);
   li.append(link);
-  imageUrl(`/v1/faces/${match.face_id}/thumbnail`).then((url) => { img.src = url; }).catch(() => {
-    img.alt = `Face ${match.face_id} (thumbnail unavailable)`;
-  });
+  showMatchThumbnail(img, match.face_id);
   return li;
+}
+
+async function showMatchThumbnail(img, faceId) {
+  // A kept thumbnail is shown from the tab's storage (no request, nothing audited again); a new one is fetched
+  // and kept beside the results it belongs to.
+  const kept = savedResults();
+  const stored = kept && kept.thumbs && kept.thumbs[faceId];
+  if (stored) {
+    img.src = base64Url(stored);
+    return;
+  }
+  try {
+    const response = await request(`/v1/faces/${faceId}/thumbnail`);
+    const blob = await response.blob();
+    const url = URL.createObjectURL(blob);
+    state.objectUrls.push(url);
+    img.src = url;
+    const encoded = await blobBase64(blob);
+    const saved = savedResults();
+    if (saved && kept && saved.at === kept.at) {
+      saved.thumbs = { ...(saved.thumbs || {}), [faceId]: encoded };
+      keepResults(saved);
+    }
+  } catch (error) {
+    img.alt = `Face ${faceId} (thumbnail unavailable)`;
+  }
+}
+
+function blobBase64(blob) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1] || "");
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
+}
+
+function base64Url(encoded, type = "image/jpeg") {
+  // An object URL, not a data: URL, which the page's Content-Security-Policy does not allow for images.
+  const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
+  const url = URL.createObjectURL(new Blob([bytes], { type }));
+  state.objectUrls.push(url);
+  return url;
 }
 
 function addFact(list, term, value) {
