@@ -8,7 +8,7 @@ subject. Withdrawing consent erases the subject's faces through the same path as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, select
@@ -26,6 +26,14 @@ from facesearch.store.catalog.store import ErasureReceipt, as_utc
 MAX_NAME_LENGTH = 200
 CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future a consent's time may be (the caller's clock ahead of ours); no further."""
+
+
+class SubjectNotFoundError(NotFoundError):
+    """No subject of that name is enrolled in the collection."""
+
+
+class SubjectExistsError(ConflictError):
+    """A subject of that name is enrolled already."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,7 @@ class Subjects:
         now = datetime.now(UTC)
         with self.engine.catalog.sessions.begin() as session:
             if session.scalar(select(SubjectRow.id).where(_named(collection_id, name))) is not None:
-                raise ConflictError(f"subject {name!r} is already enrolled; add examples to it instead")
+                raise SubjectExistsError(f"subject {name!r} is already enrolled; add examples to it instead")
             row = SubjectRow(
                 collection_id=collection_id,
                 name=name,
@@ -128,12 +136,30 @@ class Subjects:
             assert row is not None
             return self._info(row, _example_counts(session, [row_id]).get(row_id, 0))
 
-    def add_example(self, name: str, filename: str, data: bytes, actor: Actor) -> UploadedImage:
-        """Index the largest face of an uploaded photo as an example of the subject."""
-        subject_id = self._id(name)
-        uploaded = self.engine.ingest_uploads(
-            self.collection, [(filename, data)], actor, subject_id=subject_id, strict=True
+    def add_example(
+        self,
+        name: str,
+        filename: str,
+        data: bytes,
+        actor: Actor,
+        *,
+        only_face_above: float | None = None,
+        enrol_with: Consent | None = None,
+    ) -> UploadedImage:
+        """Index the largest face of an uploaded photo as an example of the subject; with ``only_face_above`` (a
+        detection score), the photo must show exactly one face scoring above it. A subject not enrolled yet is
+        enrolled with ``enrol_with`` (as CompreFace does), once the photo has passed, or refused without it."""
+        subject_id = self._id_or_none(name)
+        if subject_id is None and enrol_with is None:
+            self._id(name)  # refused, naming the subject
+        prepared = self.engine.prepare_uploads(
+            self.collection, [(filename, data)], subject_id=0, strict=True, only_face_above=only_face_above
         )
+        if subject_id is None:
+            assert enrol_with is not None
+            subject_id = self.enrol(name, enrol_with, actor).id
+        prepared.analysed = [(replace(image, subject_id=subject_id), kept) for image, kept in prepared.analysed]
+        uploaded = self.engine.ingest_uploads(self.collection, prepared, actor, subject_id=subject_id, strict=True)
         return uploaded.images[0]
 
     def example_images(self, name: str | None = None) -> list[tuple[int, str]]:
@@ -151,11 +177,13 @@ class Subjects:
             return [(image_id, subject) for image_id, subject in session.execute(query)]
 
     def subject_of_image(self, image_id: int) -> str | None:
+        """The subject of this collection that example ``image_id`` stands for, if any."""
+        collection_id = self._collection_id()
         with self.engine.catalog.sessions() as session:
             return session.scalar(
                 select(SubjectRow.name)
                 .join(SubjectExampleRow, SubjectRow.id == SubjectExampleRow.subject_id)
-                .where(SubjectExampleRow.image_id == image_id)
+                .where(SubjectExampleRow.image_id == image_id, SubjectRow.collection_id == collection_id)
             )
 
     def rename(self, name: str, new_name: str, actor: Actor) -> SubjectInfo:
@@ -198,12 +226,19 @@ class Subjects:
         self.engine.catalog.shred_deleted_bytes()
         return Withdrawal(name, receipt)
 
+    def is_enrolled(self, name: str) -> bool:
+        return self._id_or_none(name) is not None
+
     def _id(self, name: str) -> int:
+        found = self._id_or_none(name)
+        if found is None:
+            raise SubjectNotFoundError(f"subject {name!r} is not enrolled in {self.collection!r}; enrol them first")
+        return found
+
+    def _id_or_none(self, name: str) -> int | None:
         collection_id = self._collection_id()
         with self.engine.catalog.sessions() as session:
-            found = session.scalar(select(SubjectRow.id).where(_named(collection_id, name)))
-        if found is None:
-            raise NotFoundError(f"subject {name!r} is not enrolled in {self.collection!r}; enrol them first")
+            found: int | None = session.scalar(select(SubjectRow.id).where(_named(collection_id, name)))
         return found
 
     def _info(self, row: SubjectRow, examples: int) -> SubjectInfo:

@@ -31,9 +31,17 @@ class Enrolment(BaseModel):
 def subjects_for(request: Request, key: ApiKey) -> Subjects:
     svc = service(request)
     found = Subjects(svc.engine)
+    if key.role is Role.RECOGNITION:
+        return Subjects(svc.engine, face_collection(key, svc.engine.settings.subjects_collection))
     if key.role is Role.INGEST or (key.role is Role.SEARCH and key.collections):
         collection_allowed(key, found.collection)
     return found
+
+
+def face_collection(key: ApiKey, subjects_collection: str) -> str:
+    """A recognition key's face collection (CompreFace's): the subjects collection if the key names it, else the
+    first collection it names."""
+    return subjects_collection if subjects_collection in key.collections else key.collections[0]
 
 
 @router.get("/subjects", responses=errors(404), summary="Enrolled subjects with their consent records")
