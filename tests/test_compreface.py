@@ -5,8 +5,10 @@ per CompreFace service, and the responses compared field by field with CompreFac
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -89,6 +91,8 @@ def test_the_readme_flow_enrols_by_adding_an_example_then_recognises(
     record = consent_records(base, gallery)["Barack Obama"]
     assert CONSENT_ATTESTATION in record["consent_given_by"] and "front desk" in record["consent_given_by"]
     assert record["consent_scope"].startswith("Recognise staff")  # the subjects collection's declared purpose
+    enrolled = [e for e in audit(base, gallery, "subject") if e["details"]["change"] == "enrolled"][-1]
+    assert CONSENT_ATTESTATION in enrolled["details"]["consent_attestation"] and "front desk" in enrolled["actor"]
 
 
 def test_subjects_are_added_renamed_listed_and_deleted(recognition: Any) -> None:
@@ -299,3 +303,29 @@ def test_a_recognition_key_reaches_its_own_collection_only(
     assert elsewhere.get_face_collection().delete(example["image_id"])["error"] == "not_found"
     wrong_role = client.init_face_recognition(gallery.keys["auditor"]).recognize(OBAMA[2])
     assert wrong_role["error"] == "forbidden_role"
+
+
+def test_the_base64_flows_of_the_rest_documentation(compreface: tuple[str, CompreFace], gallery: Gallery) -> None:
+    """CompreFace's REST documentation also sends images as Base64 in a JSON body (the SDK does not): raw HTTP."""
+    base, _ = compreface
+
+    def encoded(path: str) -> str:
+        return base64.b64encode(Path(path).read_bytes()).decode()
+
+    def post(path: str, role: str, body: dict[str, str]) -> httpx2.Response:
+        return httpx2.post(f"{base}/api/v1/{path}", json=body, headers={"x-api-key": gallery.keys[role]}, timeout=60)
+
+    added = post("recognition/faces?subject=Rajesh", "recognition", {"file": encoded(SHELDON[2])})
+    assert added.status_code == 201 and added.json()["subject"] == "Rajesh", added.text
+    recognised = post("recognition/recognize", "recognition", {"file": f"data:image/png;base64,{encoded(SHELDON[1])}"})
+    assert recognised.json()["result"][0]["subjects"][0]["subject"] in {"Rajesh", "Sheldon Cooper", "Sheldon Again"}
+    example = added.json()["image_id"]
+    verified = post(f"recognition/faces/{example}/verify", "recognition", {"file": encoded(SHELDON[1])})
+    assert verified.json()["result"][0]["similarity"] >= 0.5
+    assert len(post("detection/detect", "search", {"file": encoded(THREE_PEOPLE)}).json()["result"]) == 3
+    pair = {"source_image": encoded(OBAMA[2]), "target_image": encoded(THREE_PEOPLE)}
+    assert len(post("verification/verify", "search", pair).json()["result"][0]["face_matches"]) == 3
+    broken = post("detection/detect", "search", {"file": "not base64!"})
+    assert broken.status_code == 400 and "Base64" in broken.json()["message"]
+    missing = post("verification/verify", "search", {"source_image": encoded(OBAMA[2])})
+    assert missing.status_code == 422 and "target_image" in missing.json()["message"]

@@ -43,6 +43,9 @@ class Consent:
     scope: str
     """To what: the processing the consent covers."""
     at: datetime
+    attestation: str = ""
+    """Where the consent is held, when an enrolling key's attestation stands for it: recorded in the audit log,
+    where ``given_by`` (which may name a person) is not."""
 
     def __post_init__(self) -> None:
         if len(self.given_by.strip()) < 2:
@@ -116,6 +119,7 @@ class Subjects:
                 subject_id=row.id,
                 consent_scope=row.consent_scope,
                 consent_at=consent.at.isoformat(),
+                consent_attestation=consent.attestation,
             )
             self.engine.catalog.audit.append(session, event)
         return self.get(name)

@@ -15,6 +15,7 @@ Mapped onto facesearch:
   CompreFace does.
 - An example must show exactly one face above ``det_prob_threshold`` (400, CompreFace's code 28 for none, 31 for
   more): a bystander is never enrolled.
+- Images come as multipart uploads or as Base64 in a JSON body (CompreFace's Base64 form).
 - ``image_id`` is facesearch's image id (as a string). ``similarity`` is ``max(0, 1 - distance / (2 *
   match_threshold))``: 1 for identical templates, 0.5 at the match threshold (0.6 by default).
 - ``box.probability`` is the HOG detection score mapped to 0-1 by a logistic, ``1 / (1 + exp(-(2 * score + 1)))``:
@@ -29,6 +30,8 @@ Mapped onto facesearch:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import time
 from datetime import UTC, datetime
@@ -37,7 +40,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, File, Query, Request, UploadFile
 
 from facesearch.accountability.subjects import Consent, Subjects
-from facesearch.core.errors import InvalidValueError, NoFaceError, NotFoundError, RefusedError
+from facesearch.core.errors import (
+    ImageError,
+    InvalidValueError,
+    NoFaceError,
+    NotFoundError,
+    RefusedError,
+    TooLargeError,
+)
 from facesearch.core.records import AnalysedFace, Embedding
 from facesearch.safeguards.audit import SearchEvent, VerifyEvent
 from facesearch.safeguards.governance import require_purpose
@@ -63,6 +73,50 @@ ENROLLER = allow(Role.RECOGNITION, Role.INGEST)
 SUBJECT_CANDIDATES = 50
 """Gallery faces looked at per probe face to find ``prediction_count`` distinct subjects."""
 
+
+async def base64_images(request: Request) -> dict[str, str]:
+    """CompreFace's Base64 form of the image endpoints: a JSON body naming each image as its multipart field would
+    (``{"file": "<base64>"}``, or ``source_image`` and ``target_image``); empty for any other body."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidValueError('the JSON body cannot be parsed: send {"file": "<base64 of the image>"}') from None
+    if not isinstance(body, dict):
+        raise InvalidValueError('the JSON body must be an object: {"file": "<base64 of the image>"}')
+    return {name: value for name, value in body.items() if isinstance(value, str)}
+
+
+def image_of(svc: Service, upload: UploadFile | None, encoded: dict[str, str] | None, field: str) -> tuple[str, bytes]:
+    """The name and bytes of image ``field``: a multipart upload, or Base64 in a JSON body (a data URL's header is
+    skipped); refused over the upload limit before decoding."""
+    limit = svc.engine.settings.max_file_bytes
+    if upload is not None:
+        return read_upload(upload, limit)
+    text = (encoded or {}).get(field)
+    if text is None:
+        raise InvalidValueError(
+            f'send the image as the multipart/form-data field {field!r} or as JSON {{"{field}": "<base64>"}}'
+        )
+    text = text.partition(",")[2] if text.startswith("data:") else text
+    if len(text) * 3 // 4 > limit + 2:
+        raise TooLargeError(
+            f"{field} is over the {limit:,}-byte upload limit; send a smaller image "
+            "(an administrator sets FACESEARCH_MAX_FILE_BYTES)"
+        )
+    try:
+        data = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageError(f"{field} is not valid Base64; send the image's bytes encoded as standard Base64") from None
+    if not data:
+        raise InvalidValueError(f"{field} is empty; send the image's bytes")
+    return f"{field} (Base64)", data
+
+
+ImageFile = Annotated[UploadFile | None, File(description="The image (or send it as Base64 in a JSON body).")]
+Base64Images = Annotated[dict[str, str] | None, Depends(base64_images)]
 Limit = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="Faces to recognise, largest first; 0 means all.")]
 DetProb = Annotated[float, Query(ge=0, le=1, description="Minimum detection probability.")]
 Plugins = Annotated[str, Query(description="Comma-separated: only 'landmarks' is served.")]
@@ -78,8 +132,9 @@ Plugins = Annotated[str, Query(description="Comma-separated: only 'landmarks' is
 )
 def recognize(
     request: Request,
-    file: Annotated[UploadFile, File()],
     key: Annotated[ApiKey, Depends(RECOGNISER)],
+    file: ImageFile = None,
+    encoded: Base64Images = None,
     limit: Limit = 0,
     prediction_count: Annotated[int, Query(ge=1, le=100)] = 1,
     det_prob_threshold: DetProb = 0.0,
@@ -89,7 +144,7 @@ def recognize(
     svc = service(request)
     answer = Answer(parse_plugins(face_plugins), status)
     svc.count_search(key, "recognize")
-    _, data = read_upload(file, svc.engine.settings.max_file_bytes)
+    _, data = image_of(svc, file, encoded, "file")
     subjects = subjects_for(request, key)
     purpose = require_purpose(svc.purpose_of(key, None), "recognition", asked_as=KEY_PURPOSE)
     threshold = svc.engine.settings.match_threshold
@@ -146,13 +201,14 @@ def _chosen(faces: list[AnalysedFace], limit: int, det_prob_threshold: float) ->
 )
 def add_example(
     request: Request,
-    file: Annotated[UploadFile, File()],
     subject: Annotated[str, Query(min_length=1)],
     key: Annotated[ApiKey, Depends(ENROLLER)],
+    file: ImageFile = None,
+    encoded: Base64Images = None,
     det_prob_threshold: DetProb = 0.0,
 ) -> Any:
     svc = service(request)
-    filename, data = read_upload(file, svc.engine.settings.max_file_bytes)
+    filename, data = image_of(svc, file, encoded, "file")
     with svc.lock:
         subjects = subjects_for(request, key)
         added = subjects.add_example(
@@ -223,8 +279,9 @@ def delete_example(request: Request, image_id: RowId, key: Annotated[ApiKey, Dep
 def verify_example(
     request: Request,
     image_id: RowId,
-    file: Annotated[UploadFile, File()],
     key: Annotated[ApiKey, Depends(RECOGNISER)],
+    file: ImageFile = None,
+    encoded: Base64Images = None,
     limit: Limit = 0,
     det_prob_threshold: DetProb = 0.0,
     face_plugins: Plugins = "",
@@ -233,7 +290,7 @@ def verify_example(
     svc = service(request)
     answer = Answer(parse_plugins(face_plugins), status)
     svc.count_search(key, "verify example")
-    _, data = read_upload(file, svc.engine.settings.max_file_bytes)
+    _, data = image_of(svc, file, encoded, "file")
     purpose = require_purpose(
         svc.purpose_of(key, f"CompreFace verify against example {image_id}"), "verification", asked_as=KEY_PURPOSE
     )
@@ -328,7 +385,7 @@ def _attested_consent(key: ApiKey, subjects: Subjects) -> Consent:
         )
     purpose = subjects.engine.collection(subjects.collection).purpose
     given_by = f"attested on key {key.prefix} ({key.owner}): {key.consent_attestation}"
-    return Consent(given_by, purpose, datetime.now(UTC))
+    return Consent(given_by, purpose, datetime.now(UTC), attestation=f"key {key.prefix}: {key.consent_attestation}")
 
 
 @router.get("/recognition/subjects", responses=compreface_errors(404), summary="Names of the enrolled subjects")
@@ -378,8 +435,9 @@ def delete_all_subjects(request: Request, key: Annotated[ApiKey, Depends(ENROLLE
 @router.post("/detection/detect", responses=compreface_errors(400, 413, 429), summary="Faces in an image")
 def detect(
     request: Request,
-    file: Annotated[UploadFile, File()],
     key: Annotated[ApiKey, Depends(SEARCHER)],
+    file: ImageFile = None,
+    encoded: Base64Images = None,
     limit: Limit = 0,
     det_prob_threshold: DetProb = 0.0,
     face_plugins: Plugins = "",
@@ -388,7 +446,7 @@ def detect(
     svc = service(request)
     answer = Answer(parse_plugins(face_plugins), status)
     svc.count_search(key, "detect")
-    name, data = read_upload(file, svc.engine.settings.max_file_bytes)
+    name, data = image_of(svc, file, encoded, "file")
     started = time.perf_counter()
     found = svc.engine.detect(data, name)
     answer.timings["detector"] = time.perf_counter() - started
@@ -409,9 +467,10 @@ def detect(
 )
 def verify(
     request: Request,
-    source_image: Annotated[UploadFile, File()],
-    target_image: Annotated[UploadFile, File()],
     key: Annotated[ApiKey, Depends(SEARCHER)],
+    source_image: ImageFile = None,
+    target_image: ImageFile = None,
+    encoded: Base64Images = None,
     limit: Limit = 0,
     det_prob_threshold: DetProb = 0.0,
     face_plugins: Plugins = "",
@@ -421,9 +480,8 @@ def verify(
     plugins = parse_plugins(face_plugins)
     source_answer, target_answer = Answer(plugins, status), Answer(plugins, status)
     svc.count_search(key, "verify")
-    size = svc.engine.settings.max_file_bytes
-    source_name, source = read_upload(source_image, size)
-    target_name, target = read_upload(target_image, size)
+    source_name, source = image_of(svc, source_image, encoded, "source_image")
+    target_name, target = image_of(svc, target_image, encoded, "target_image")
     purpose = require_purpose(svc.purpose_of(key, "CompreFace verify"), "verification", asked_as=KEY_PURPOSE)
     threshold = svc.engine.settings.match_threshold
     analyser = svc.engine.analyser
