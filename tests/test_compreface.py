@@ -157,6 +157,9 @@ def test_a_key_without_a_consent_attestation_cannot_enrol(compreface: tuple[str,
         assert refused["error"] == "refused" and "no consent attestation" in refused["message"], refused
         assert "--consent-attestation" in refused["message"]
     assert "Rose" not in lobby.get_subjects().list()["subjects"]
+    issued = httpx2.get(f"{base}/v1/keys?limit=1000", headers=key(gallery, "admin")).json()["items"]
+    attestations = {k["owner"]: k["consent_attestation"] for k in issued}  # what an administrator reviews
+    assert attestations["lobby"] == "" and attestations["front desk"] == CONSENT_ATTESTATION
 
 
 def test_an_ingest_key_enrols_with_the_consent_the_request_states(
