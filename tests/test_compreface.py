@@ -139,9 +139,13 @@ def test_deleting_every_subject_erases_them_with_receipts(compreface: tuple[str,
     kiosk.get_face_collection().add(SHELDON[0], "Sheldon")
     kiosk.get_subjects().add("Leonard")
     before = len(audit(base, gallery, "erasure"))
+    kiosk.get_face_collection().add(SHELDON[1], "Leonard")
+    everyone = httpx2.delete(f"{base}/api/v1/recognition/faces", headers={"x-api-key": made.json()["token"]})
+    assert everyone.json() == {"deleted": 2}  # no subject named: every subject's examples (REST documentation)
+    assert kiosk.get_face_collection().list()["total_elements"] == 0
     assert kiosk.get_subjects().delete_all() == {"deleted": 2}
     assert kiosk.get_subjects().list() == {"subjects": []}
-    assert len(audit(base, gallery, "erasure")) == before + 1  # Sheldon's example, erased with a receipt
+    assert len(audit(base, gallery, "erasure")) == before + 1  # both examples, erased with one receipt
 
 
 def test_a_key_without_a_consent_attestation_cannot_enrol(compreface: tuple[str, CompreFace], gallery: Gallery) -> None:
@@ -308,8 +312,11 @@ def test_a_recognition_key_reaches_its_own_collection_only(
     assert wrong_role["error"] == "forbidden_role"
 
 
-def test_the_base64_flows_of_the_rest_documentation(compreface: tuple[str, CompreFace], gallery: Gallery) -> None:
-    """CompreFace's REST documentation also sends images as Base64 in a JSON body (the SDK does not): raw HTTP."""
+def test_the_base64_and_download_flows_of_the_rest_documentation(
+    compreface: tuple[str, CompreFace], gallery: Gallery
+) -> None:
+    """CompreFace's REST documentation also sends images as Base64 in a JSON body and downloads an example's image
+    (the SDK does neither): raw HTTP."""
     base, _ = compreface
 
     def encoded(path: str) -> str:
@@ -325,6 +332,12 @@ def test_the_base64_flows_of_the_rest_documentation(compreface: tuple[str, Compr
     example = added.json()["image_id"]
     verified = post(f"recognition/faces/{example}/verify", "recognition", {"file": encoded(SHELDON[1])})
     assert verified.json()["result"][0]["similarity"] >= 0.5
+    picture = httpx2.get(f"{base}/api/v1/recognition/faces/{example}/img", headers=key(gallery, "recognition"))
+    assert picture.headers["content-type"] == "image/jpeg" and picture.content[:2] == b"\xff\xd8"
+    direct = httpx2.get(f"{base}/api/v1/static/{gallery.keys['recognition']}/images/{example}")
+    assert direct.status_code == 403 and "x-api-key header" in direct.json()["message"]  # refused by design
+    viewed = audit(base, gallery, "view")[-1]["details"]
+    assert (viewed["request"], viewed["image_ids"]) == ("CompreFace example image", [int(example)])
     assert len(post("detection/detect", "search", {"file": encoded(THREE_PEOPLE)}).json()["result"]) == 3
     pair = {"source_image": encoded(OBAMA[2]), "target_image": encoded(THREE_PEOPLE)}
     assert len(post("verification/verify", "search", pair).json()["result"][0]["face_matches"]) == 3

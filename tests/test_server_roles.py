@@ -63,6 +63,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/recognition/faces"): frozenset({IN, RC}),
     ("DELETE", "/api/v1/recognition/faces"): frozenset({IN, RC}),
     ("DELETE", "/api/v1/recognition/faces/{image_id}"): frozenset({IN, RC}),
+    ("GET", "/api/v1/recognition/faces/{image_id}/img"): frozenset({S, RC}),
     ("POST", "/api/v1/recognition/faces/{image_id}/verify"): frozenset({S, RC}),
     ("POST", "/api/v1/recognition/subjects"): frozenset({IN, RC}),
     ("GET", "/api/v1/recognition/subjects"): frozenset({IN, RC}),

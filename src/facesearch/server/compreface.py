@@ -15,7 +15,9 @@ Mapped onto facesearch:
   CompreFace does.
 - An example must show exactly one face above ``det_prob_threshold`` (400, CompreFace's code 28 for none, 31 for
   more): a bystander is never enrolled.
-- Images come as multipart uploads or as Base64 in a JSON body (CompreFace's Base64 form).
+- Images come as multipart uploads or as Base64 in a JSON body (CompreFace's Base64 form). An example's photo
+  downloads from ``/recognition/faces/{image_id}/img`` (a counted, audited view); the direct-download URL with the
+  key in its path is refused by design.
 - ``image_id`` is facesearch's image id (as a string). ``similarity`` is ``max(0, 1 - distance / (2 *
   match_threshold))``: 1 for identical templates, 0.5 at the match threshold (0.6 by default).
 - ``box.probability`` is the HOG detection score mapped to 0-1 by a logistic, ``1 / (1 + exp(-(2 * score + 1)))``:
@@ -37,7 +39,7 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Body, Depends, File, Query, Request, Response, UploadFile
 
 from facesearch.accountability.subjects import Consent, Subjects
 from facesearch.core.errors import (
@@ -62,10 +64,12 @@ from facesearch.server.compreface_shapes import (
     similarity,
 )
 from facesearch.server.params import MAX_ROW_ID, RowId, parse_moment
+from facesearch.server.pictures import boxed_image
 from facesearch.server.service import KEY_PURPOSE, Service, allow, read_upload, service
 from facesearch.server.statuses import EVERY_CALL, compreface_errors
 from facesearch.vision.distance import face_distance
 
+JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG to look at."}}
 router = APIRouter(prefix="/api/v1", tags=["CompreFace-compatible"], responses=compreface_errors(*EVERY_CALL))
 SEARCHER = allow(Role.SEARCH)
 RECOGNISER = allow(Role.RECOGNITION, Role.SEARCH)
@@ -247,19 +251,39 @@ def list_examples(
 @router.delete(
     "/recognition/faces",
     responses=compreface_errors(404),
-    summary="Erase every example of a subject (receipt in the audit log)",
+    summary="Erase every example of a subject, or of every subject (receipt in the audit log)",
 )
 def delete_examples(
-    request: Request, subject: Annotated[str, Query(min_length=1)], key: Annotated[ApiKey, Depends(ENROLLER)]
+    request: Request,
+    key: Annotated[ApiKey, Depends(ENROLLER)],
+    subject: Annotated[str, Query(description="Whose examples; none: every subject's.")] = "",
 ) -> Any:
     with service(request).lock:
         subjects = subjects_for(request, key)
-        image_ids = [image_id for image_id, _ in subjects.example_images(subject)]
+        image_ids = [image_id for image_id, _ in subjects.example_images(subject.strip() or None)]
         if image_ids:
+            whose = "a subject" if subject.strip() else "every subject"
             subjects.remove_examples(
-                image_ids, key.actor, f"CompreFace API: examples of a subject deleted by {key.owner}"
+                image_ids, key.actor, f"CompreFace API: examples of {whose} deleted by {key.owner}"
             )
     return {"deleted": len(image_ids)}
+
+
+@router.get(
+    "/recognition/faces/{image_id}/img",
+    responses={**JPEG, **compreface_errors(404, 429)},
+    response_class=Response,
+    summary="An example photo, to look at (counted and audited as a view)",
+)
+def example_picture(request: Request, image_id: RowId, key: Annotated[ApiKey, Depends(RECOGNISER)]) -> Response:
+    svc = service(request)
+    counted = svc.count_view(key, "CompreFace example image", image_ids=[image_id])
+    with svc.reading():
+        _example_subject(subjects_for(request, key), image_id)
+        data = svc.engine.image_bytes(image_id)
+    svc.record_view(key, "CompreFace example image", [], [image_id], counted=counted)
+    picture = boxed_image(data, [], None, svc.engine.settings.max_image_pixels)
+    return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 @router.delete("/recognition/faces/{image_id}", responses=compreface_errors(404), summary="Erase one example")
@@ -336,6 +360,16 @@ def _example_template(svc: Service, subjects: Subjects, image_id: int) -> Embedd
     _, vectors = svc.engine.catalog.embeddings(collection_id, cipher.open_template, face_ids)
     example: Embedding = vectors[0]
     return example
+
+
+@router.get("/static/{api_key}/images/{image_id}", include_in_schema=False)
+def direct_download(api_key: str, image_id: str) -> Any:
+    """CompreFace's direct-download URL carries the API key in its path, where logs and browser histories keep it:
+    refused by design, pointing to the download that sends the key as a header."""
+    raise RefusedError(
+        "the direct-download URL is not served: an API key in a URL leaks into logs and histories; download the "
+        f"example with GET /api/v1/recognition/faces/{image_id}/img and the key in the x-api-key header"
+    )
 
 
 # -- subjects ------------------------------------------------------------------------------------------
