@@ -27,6 +27,7 @@ from facesearch.store.keys import KeyStore
 FIXTURES = Path(__file__).parent / "fixtures"
 ADMIN = Actor("dpo@newsroom.example")
 SEARCH_PURPOSE = "Newsroom fact checks of people named in reader requests"
+CONSENT_ATTESTATION = "signed consent forms held by HR, policy P-12"
 STARTUP_SECONDS = 90
 Client = Callable[..., TestClient]
 """Opens the gallery with some settings changed (``search_rate_per_minute=3``) and gives a test client over it."""
@@ -37,7 +38,7 @@ class Gallery:
     data_dir: Path
     master_key_file: Path
     keys: dict[str, str]
-    """Token per role: admin, ingest (news and subjects), search, auditor, rights."""
+    """Token per role: admin, ingest (news and subjects), search, auditor, rights, recognition (subjects)."""
 
     @property
     def settings(self) -> Settings:
@@ -84,6 +85,9 @@ def prepare_gallery(root: Path, ingest: bool = True, hold_out: tuple[str, ...] =
             "search": store.create("fact-check desk", "search", ADMIN, purpose=SEARCH_PURPOSE),
             "auditor": store.create("internal audit", "auditor", ADMIN),
             "rights": store.create("privacy desk", "rights", ADMIN),
+            "recognition": store.create(
+                "front desk", "recognition", ADMIN, collections=["subjects"], consent_attestation=CONSENT_ATTESTATION
+            ),
         }
     gallery.keys.update({role: token for role, (_, token) in made.items()})
     return gallery

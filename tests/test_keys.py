@@ -60,8 +60,11 @@ def test_a_revoked_key_is_refused_and_the_revocation_audited(engine: Engine, sto
     ("role", "options", "message"),
     [
         ("search", {}, "declared purpose"),
-        ("ingest", {}, "collections it may add to"),
+        ("ingest", {}, "collections it may use"),
         ("ingest", {"collections": ["nope"]}, "does not exist"),
+        ("recognition", {}, "collections it may use"),
+        ("search", {"purpose": "desk 3", "consent_attestation": "forms held by HR"}, "enrols no one"),
+        ("recognition", {"collections": ["news"], "consent_attestation": "HR"}, "in a sentence"),
         ("root", {}, "role 'root' is not one of"),
     ],
 )
@@ -82,3 +85,35 @@ def test_keys_commands(tmp_path: Path) -> None:
     assert "bot" in listed.stdout and token not in listed.stdout
     assert facesearch(data, "keys", "revoke", "1").returncode == 0
     assert "revoked" in facesearch(data, "keys", "list").stdout
+
+
+def test_a_recognition_key_carries_its_consent_attestation_and_its_collections_purpose(
+    engine: Engine, store: KeyStore
+) -> None:
+    """One key for CompreFace's recognition service: its attestation is kept, listed and audited; with no purpose
+    of its own it recognises under its collection's declared purpose."""
+    _, token = store.create(
+        "front desk", "recognition", ACTOR, collections=["news"], consent_attestation="signed forms held by HR, P-12"
+    )
+    found = store.authenticate(token)
+    assert (found.role, found.collections) == (Role.RECOGNITION, ["news"])
+    assert found.consent_attestation == "signed forms held by HR, P-12" == store.list_keys()[0].consent_attestation
+    assert found.purpose == f"news: {news_spec().purpose}"
+    created = [e for e in engine.catalog.audit.entries(action="configuration") if e.details["change"] == "key-created"]
+    assert created[-1].details["fields"]["consent_attestation"] == "signed forms held by HR, P-12"
+
+
+def test_keys_create_takes_a_consent_attestation(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert facesearch(data, "init").returncode == 0 and facesearch(data, *CREATE).returncode == 0
+    attestation = "signed forms held by HR, policy P-12"
+    created = facesearch(
+        data, "keys", "create", "--owner", "desk", "--role", "recognition", "--collection", "news",
+        "--consent-attestation", attestation, "--json",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["key"]["consent_attestation"] == attestation
+    refused = facesearch(
+        data, "keys", "create", "--owner", "x", "--role", "auditor", "--consent-attestation", attestation
+    )
+    assert refused.returncode == 2 and "--consent-attestation is for recognition and ingest keys" in refused.stderr

@@ -74,3 +74,23 @@ def test_the_migrations_are_in_the_package() -> None:
     assert any((MIGRATIONS / "versions").glob("initial_schema.py"))
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert "store/catalog/migrations/script.py.mako" in pyproject
+
+
+def test_a_catalog_at_revision_0001_gains_the_keys_consent_attestation_and_keeps_its_keys(settings: Settings) -> None:
+    """A data folder made before keys had a consent attestation: its keys still work, with none, after the upgrade."""
+    from facesearch.store.keys import KeyStore
+
+    with Engine.init(settings) as engine:
+        _, token = KeyStore(engine.catalog).create("ops", "admin", ACTOR)
+    path = settings.data_dir / "catalog.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.execute("ALTER TABLE api_keys DROP COLUMN consent_attestation")
+        connection.execute("UPDATE alembic_version SET version_num = '0001'")
+    connection.close()
+
+    with Engine.open(settings) as engine:
+        key = KeyStore(engine.catalog).authenticate(token)
+        assert (key.owner, key.consent_attestation) == ("ops", "")
+    url = f"sqlite:///{path}"
+    assert "consent_attestation" in {c["name"] for c in inspect(create_engine(url)).get_columns("api_keys")}
+    assert schema_differences(url) == []

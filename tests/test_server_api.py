@@ -216,6 +216,10 @@ def test_subjects_need_consent_and_withdrawal_erases_them(serve: Client, gallery
         "/v1/subjects/Barack/examples", files=files(FIXTURES / "noface" / "banana.jpg", field="file"), headers=ingest
     )
     assert no_face.json()["code"] == "no_face"
+    group = client.post(
+        "/v1/subjects/Barack/examples", files=files(FIXTURES / "multi" / "two_people.jpg", field="file"), headers=ingest
+    )
+    assert (group.status_code, group.json()["code"]) == (422, "too_many_faces")  # no bystander is enrolled
     listed = client.get("/v1/subjects", headers=ingest).json()["items"]
     assert [(s["name"], s["examples"], s["consent_given_by"]) for s in listed] == [("Barack", 1, "Barack himself")]
     withdrawn = client.delete("/v1/subjects/Barack?reason=consent withdrawn by email", headers=key(gallery, "rights"))

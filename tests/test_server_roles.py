@@ -17,7 +17,7 @@ from server_support import Gallery, prepare_gallery
 
 EVERY = frozenset(Role)
 VIEWERS = frozenset({Role.SEARCH, Role.RIGHTS})
-A, IN, S, AU, R = Role.ADMIN, Role.INGEST, Role.SEARCH, Role.AUDITOR, Role.RIGHTS
+A, IN, S, AU, R, RC = Role.ADMIN, Role.INGEST, Role.SEARCH, Role.AUDITOR, Role.RIGHTS, Role.RECOGNITION
 
 MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/me"): EVERY,
@@ -60,17 +60,18 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/keys"): frozenset({A}),
     ("POST", "/v1/keys"): frozenset({A}),
     ("DELETE", "/v1/keys/{key_id}"): frozenset({A}),
-    ("POST", "/api/v1/recognition/recognize"): frozenset({S}),
-    ("POST", "/api/v1/recognition/faces"): frozenset({IN}),
-    ("GET", "/api/v1/recognition/faces"): frozenset({IN}),
-    ("DELETE", "/api/v1/recognition/faces"): frozenset({IN}),
-    ("DELETE", "/api/v1/recognition/faces/{image_id}"): frozenset({IN}),
-    ("POST", "/api/v1/recognition/faces/{image_id}/verify"): frozenset({S}),
-    ("POST", "/api/v1/recognition/subjects"): frozenset({IN}),
-    ("GET", "/api/v1/recognition/subjects"): frozenset({IN}),
-    ("PUT", "/api/v1/recognition/subjects/{name}"): frozenset({IN}),
-    ("DELETE", "/api/v1/recognition/subjects/{name}"): frozenset({IN}),
-    ("DELETE", "/api/v1/recognition/subjects"): frozenset({IN}),
+    ("POST", "/api/v1/recognition/recognize"): frozenset({S, RC}),
+    ("POST", "/api/v1/recognition/faces"): frozenset({IN, RC}),
+    ("GET", "/api/v1/recognition/faces"): frozenset({IN, RC}),
+    ("DELETE", "/api/v1/recognition/faces"): frozenset({IN, RC}),
+    ("DELETE", "/api/v1/recognition/faces/{image_id}"): frozenset({IN, RC}),
+    ("GET", "/api/v1/recognition/faces/{image_id}/img"): frozenset({S, RC}),
+    ("POST", "/api/v1/recognition/faces/{image_id}/verify"): frozenset({S, RC}),
+    ("POST", "/api/v1/recognition/subjects"): frozenset({IN, RC}),
+    ("GET", "/api/v1/recognition/subjects"): frozenset({IN, RC}),
+    ("PUT", "/api/v1/recognition/subjects/{name}"): frozenset({IN, RC}),
+    ("DELETE", "/api/v1/recognition/subjects/{name}"): frozenset({IN, RC}),
+    ("DELETE", "/api/v1/recognition/subjects"): frozenset({IN, RC}),
     ("POST", "/api/v1/detection/detect"): frozenset({S}),
     ("POST", "/api/v1/verification/verify"): frozenset({S}),
 }

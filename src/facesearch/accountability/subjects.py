@@ -8,7 +8,7 @@ subject. Withdrawing consent erases the subject's faces through the same path as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, select
@@ -28,6 +28,14 @@ CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future a consent's time may be (the caller's clock ahead of ours); no further."""
 
 
+class SubjectNotFoundError(NotFoundError):
+    """No subject of that name is enrolled in the collection."""
+
+
+class SubjectExistsError(ConflictError):
+    """A subject of that name is enrolled already."""
+
+
 @dataclass(frozen=True)
 class Consent:
     given_by: str
@@ -35,6 +43,9 @@ class Consent:
     scope: str
     """To what: the processing the consent covers."""
     at: datetime
+    attestation: str = ""
+    """Where the consent is held, when an enrolling key's attestation stands for it: recorded in the audit log,
+    where ``given_by`` (which may name a person) is not."""
 
     def __post_init__(self) -> None:
         if len(self.given_by.strip()) < 2:
@@ -88,7 +99,7 @@ class Subjects:
         now = datetime.now(UTC)
         with self.engine.catalog.sessions.begin() as session:
             if session.scalar(select(SubjectRow.id).where(_named(collection_id, name))) is not None:
-                raise ConflictError(f"subject {name!r} is already enrolled; add examples to it instead")
+                raise SubjectExistsError(f"subject {name!r} is already enrolled; add examples to it instead")
             row = SubjectRow(
                 collection_id=collection_id,
                 name=name,
@@ -108,6 +119,7 @@ class Subjects:
                 subject_id=row.id,
                 consent_scope=row.consent_scope,
                 consent_at=consent.at.isoformat(),
+                consent_attestation=consent.attestation,
             )
             self.engine.catalog.audit.append(session, event)
         return self.get(name)
@@ -128,12 +140,30 @@ class Subjects:
             assert row is not None
             return self._info(row, _example_counts(session, [row_id]).get(row_id, 0))
 
-    def add_example(self, name: str, filename: str, data: bytes, actor: Actor) -> UploadedImage:
-        """Index the largest face of an uploaded photo as an example of the subject."""
-        subject_id = self._id(name)
-        uploaded = self.engine.ingest_uploads(
-            self.collection, [(filename, data)], actor, subject_id=subject_id, strict=True
+    def add_example(
+        self,
+        name: str,
+        filename: str,
+        data: bytes,
+        actor: Actor,
+        *,
+        only_face_above: float | None = None,
+        enrol_with: Consent | None = None,
+    ) -> UploadedImage:
+        """Index the largest face of an uploaded photo as an example of the subject; with ``only_face_above`` (a
+        detection score), the photo must show exactly one face scoring above it. A subject not enrolled yet is
+        enrolled with ``enrol_with`` (as CompreFace does), once the photo has passed, or refused without it."""
+        subject_id = self._id_or_none(name)
+        if subject_id is None and enrol_with is None:
+            self._id(name)  # refused, naming the subject
+        prepared = self.engine.prepare_uploads(
+            self.collection, [(filename, data)], subject_id=0, strict=True, only_face_above=only_face_above
         )
+        if subject_id is None:
+            assert enrol_with is not None
+            subject_id = self.enrol(name, enrol_with, actor).id
+        prepared.analysed = [(replace(image, subject_id=subject_id), kept) for image, kept in prepared.analysed]
+        uploaded = self.engine.ingest_uploads(self.collection, prepared, actor, subject_id=subject_id, strict=True)
         return uploaded.images[0]
 
     def example_images(self, name: str | None = None) -> list[tuple[int, str]]:
@@ -151,11 +181,13 @@ class Subjects:
             return [(image_id, subject) for image_id, subject in session.execute(query)]
 
     def subject_of_image(self, image_id: int) -> str | None:
+        """The subject of this collection that example ``image_id`` stands for, if any."""
+        collection_id = self._collection_id()
         with self.engine.catalog.sessions() as session:
             return session.scalar(
                 select(SubjectRow.name)
                 .join(SubjectExampleRow, SubjectRow.id == SubjectExampleRow.subject_id)
-                .where(SubjectExampleRow.image_id == image_id)
+                .where(SubjectExampleRow.image_id == image_id, SubjectRow.collection_id == collection_id)
             )
 
     def rename(self, name: str, new_name: str, actor: Actor) -> SubjectInfo:
@@ -198,12 +230,19 @@ class Subjects:
         self.engine.catalog.shred_deleted_bytes()
         return Withdrawal(name, receipt)
 
+    def is_enrolled(self, name: str) -> bool:
+        return self._id_or_none(name) is not None
+
     def _id(self, name: str) -> int:
+        found = self._id_or_none(name)
+        if found is None:
+            raise SubjectNotFoundError(f"subject {name!r} is not enrolled in {self.collection!r}; enrol them first")
+        return found
+
+    def _id_or_none(self, name: str) -> int | None:
         collection_id = self._collection_id()
         with self.engine.catalog.sessions() as session:
-            found = session.scalar(select(SubjectRow.id).where(_named(collection_id, name)))
-        if found is None:
-            raise NotFoundError(f"subject {name!r} is not enrolled in {self.collection!r}; enrol them first")
+            found: int | None = session.scalar(select(SubjectRow.id).where(_named(collection_id, name)))
         return found
 
     def _info(self, row: SubjectRow, examples: int) -> SubjectInfo:

@@ -19,15 +19,42 @@ def keys() -> None:
 @click.option("--owner", required=True, help="Person or system the key is issued to.")
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]), help="What the key may do.")
 @click.option("--purpose", default="", help="Declared purpose (required for search keys; audited on every search).")
-@click.option("--collection", "collections", multiple=True, help="Collection an ingest key may add to (repeatable).")
+@click.option(
+    "--collection",
+    "collections",
+    multiple=True,
+    help="Collection an ingest or recognition key may use (repeatable).",
+)
+@click.option(
+    "--consent-attestation",
+    default="",
+    help="Where the consent of the subjects this key enrols is held (recognition and ingest keys); recorded with "
+    "every enrolment made with the key. Without it the key cannot enrol through the CompreFace API.",
+)
 @JSON_OPTION
 @pass_state
 def keys_create(
-    state: CliState, owner: str, role: str, purpose: str, collections: tuple[str, ...], as_json: bool
+    state: CliState,
+    owner: str,
+    role: str,
+    purpose: str,
+    collections: tuple[str, ...],
+    consent_attestation: str,
+    as_json: bool,
 ) -> None:
-    """Create a key and print it once: only its hash is kept."""
+    """Create a key and print it once: only its hash is kept.
+
+    A recognition key is one key for CompreFace's recognition service: it enrols subjects into its collections
+    (under its consent attestation) and recognises faces among them."""
     with state.engine() as engine:
-        key, token = KeyStore(engine.catalog).create(owner, role, state.actor, purpose=purpose, collections=collections)
+        key, token = KeyStore(engine.catalog).create(
+            owner,
+            role,
+            state.actor,
+            purpose=purpose,
+            collections=collections,
+            consent_attestation=consent_attestation,
+        )
     text = f"key {key.id} ({key.role}) for {key.owner}: {token}\nstore it now; it cannot be shown again"
     emit({"key": key, "token": token}, as_json, text)
 

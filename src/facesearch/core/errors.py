@@ -62,6 +62,14 @@ class NoFaceError(FacesearchError):
     code = "no_face"
 
 
+class TooManyFacesError(FacesearchError):
+    """An image that must show exactly one face (an enrolment example) shows more than one."""
+
+    exit_code = 4
+    http_status = 422
+    code = "too_many_faces"
+
+
 class NotFoundError(FacesearchError):
     """A collection, image or face that was named does not exist."""
 

@@ -178,11 +178,20 @@ class Engine:
         *,
         subject_id: int | None = None,
         strict: bool = False,
+        only_face_above: float | None = None,
     ) -> PreparedUploads:
         """Check and analyse uploads for ``ingest_uploads``, writing nothing (the service does this before
-        taking its lock)."""
+        taking its lock). With ``subject_id`` and ``only_face_above`` (a detection score), each example must show
+        exactly one face scoring above it (``engine/uploads.py``: ``example_face``)."""
         return prepare_uploads(
-            self.settings, self.catalog, self.analyser, collection, uploads, subject_id=subject_id, strict=strict
+            self.settings,
+            self.catalog,
+            self.analyser,
+            collection,
+            uploads,
+            subject_id=subject_id,
+            strict=strict,
+            only_face_above=only_face_above,
         )
 
     def ingest_uploads(

@@ -8,8 +8,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from facesearch.core.errors import ConflictError, FacesearchError, TooLargeError, UnsupportedFormatError
-from facesearch.core.records import NewImage
+from facesearch.core.errors import (
+    ConflictError,
+    FacesearchError,
+    NoFaceError,
+    TooLargeError,
+    TooManyFacesError,
+    UnsupportedFormatError,
+)
+from facesearch.core.records import AnalysedFace, NewImage
 from facesearch.core.results import FailedFile, IngestReport, UnsupportedFile, UploadedImage, UploadReport
 from facesearch.core.settings import Settings
 from facesearch.engine.batches import BatchWriter
@@ -43,6 +50,7 @@ def prepare_uploads(
     *,
     subject_id: int | None,
     strict: bool,
+    only_face_above: float | None = None,
 ) -> PreparedUploads:
     """Check and analyse ``uploads`` (see ``Engine.ingest_uploads``); reads the catalog, writes nothing."""
     prepared = PreparedUploads(collection, IngestReport(collection=collection, files_seen=len(uploads)))
@@ -59,7 +67,7 @@ def prepare_uploads(
             prepared.names.setdefault(content_id, name)
             continue
         try:
-            image = _analyse_upload(settings, analyser, name, data, subject_id)
+            image = _analyse_upload(settings, analyser, name, data, subject_id, only_face_above)
         except UnsupportedFormatError as problem:
             if strict:
                 raise
@@ -111,7 +119,12 @@ def write_uploads(
 
 
 def _analyse_upload(
-    settings: Settings, analyser: FaceAnalyser, name: str, data: bytes, subject_id: int | None
+    settings: Settings,
+    analyser: FaceAnalyser,
+    name: str,
+    data: bytes,
+    subject_id: int | None,
+    only_face_above: float | None,
 ) -> NewImage:
     if len(data) > settings.max_file_bytes:
         raise TooLargeError(
@@ -122,7 +135,7 @@ def _analyse_upload(
         loaded, faces = analyser.analyse(data, name)
     else:
         loaded, faces = analyser.analyse_or_fail(data, name)
-        faces = [max(faces, key=lambda f: f.detection.box.area)]
+        faces = [example_face(faces, name, only_face_above)]
     return NewImage(
         content_id=loaded.content_id,
         source_path=upload_source(name),
@@ -134,3 +147,22 @@ def _analyse_upload(
         embedder=template_recipe(analyser.models.embedder.name, settings.template_views),
         subject_id=subject_id,
     )
+
+
+def example_face(faces: list[AnalysedFace], name: str, only_face_above: float | None) -> AnalysedFace:
+    """The face an enrolment example stands for: its largest, or, with ``only_face_above`` (a detection score),
+    the one face scoring above it; no such face, or more than one, is refused, so no bystander is enrolled."""
+    if only_face_above is None:
+        return max(faces, key=lambda f: f.detection.box.area)
+    sure = [face for face in faces if face.detection.score >= only_face_above]
+    if not sure:
+        raise NoFaceError(
+            f"{name}: no face is found above the detection threshold; send a photo where the subject's face is "
+            "clear and upright, or lower det_prob_threshold"
+        )
+    if len(sure) > 1:
+        raise TooManyFacesError(
+            f"{name}: {len(sure)} faces are found above the detection threshold, and an example must show exactly "
+            "one, the subject's: crop the photo to the subject (or raise det_prob_threshold)"
+        )
+    return sure[0]

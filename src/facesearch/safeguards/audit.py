@@ -288,6 +288,8 @@ class SubjectEvent(Event):
     subject_id: int = 0
     consent_scope: str = ""
     consent_at: str = ""
+    consent_attestation: str = ""
+    """Where the consent is held, when the enrolling key's attestation stands for it (never a person's name)."""
     image_id: int = 0
     receipt_id: str = ""
 

@@ -23,6 +23,9 @@ class Role(StrEnum):
     """audit log and transparency report; no biometric data"""
     RIGHTS = "rights"
     """subject access and erasure requests"""
+    RECOGNITION = "recognition"
+    """CompreFace's recognition service on the collections named on the key: enrol subjects under the key's
+    consent attestation, add and remove their examples, recognise faces among them"""
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class ApiKey:
     collections: list[str]
     created_at: datetime
     revoked_at: datetime | None
+    consent_attestation: str = ""
+    """Where the consent of the subjects this key enrols is held (signed forms, a policy): the administrator's
+    attestation, recorded with every enrolment made with the key; empty for a key that may not enrol."""
 
     @property
     def actor(self) -> Actor:

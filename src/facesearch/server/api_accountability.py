@@ -25,9 +25,14 @@ Reference = Annotated[str, Form(min_length=3, description="The request's referen
 
 class NewKey(BaseModel):
     owner: str = Field(description="The person or system the key is issued to.")
-    role: str = Field(description="admin, ingest, search, auditor or rights.")
+    role: str = Field(description="admin, ingest, search, auditor, rights or recognition.")
     purpose: str = Field("", description="Declared purpose (required for search keys), audited with every search.")
-    collections: list[str] = Field(default_factory=list, description="Collections an ingest key may add to.")
+    collections: list[str] = Field(
+        default_factory=list, description="Collections an ingest or recognition key may use."
+    )
+    consent_attestation: str = Field(
+        "", description="Where the consent of the subjects the key enrols is held (recognition and ingest keys)."
+    )
 
 
 @router.get("/me", summary="The calling key: owner, role, declared purpose")
@@ -169,7 +174,12 @@ def create_key(request: Request, body: NewKey, key: Annotated[ApiKey, Depends(al
     svc = service(request)
     with svc.lock:
         created, secret = svc.keys.create(
-            body.owner, body.role, key.actor, purpose=body.purpose, collections=body.collections
+            body.owner,
+            body.role,
+            key.actor,
+            purpose=body.purpose,
+            collections=body.collections,
+            consent_attestation=body.consent_attestation,
         )
     return {"key": to_plain(created), "token": secret}
 

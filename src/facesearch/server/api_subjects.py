@@ -3,6 +3,7 @@ withdrawal (also open to the rights role, since it is the subject exercising a r
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -31,9 +32,17 @@ class Enrolment(BaseModel):
 def subjects_for(request: Request, key: ApiKey) -> Subjects:
     svc = service(request)
     found = Subjects(svc.engine)
+    if key.role is Role.RECOGNITION:
+        return Subjects(svc.engine, face_collection(key, svc.engine.settings.subjects_collection))
     if key.role is Role.INGEST or (key.role is Role.SEARCH and key.collections):
         collection_allowed(key, found.collection)
     return found
+
+
+def face_collection(key: ApiKey, subjects_collection: str) -> str:
+    """A recognition key's face collection (CompreFace's): the subjects collection if the key names it, else the
+    first collection it names."""
+    return subjects_collection if subjects_collection in key.collections else key.collections[0]
 
 
 @router.get("/subjects", responses=errors(404), summary="Enrolled subjects with their consent records")
@@ -68,13 +77,14 @@ def enrol(request: Request, body: Enrolment, key: Annotated[ApiKey, Depends(allo
 def add_example(
     request: Request,
     name: str,
-    file: Annotated[UploadFile, File(description="A photo of the subject; its largest face is kept.")],
+    file: Annotated[UploadFile, File(description="A photo of the subject alone: one face, or it is refused.")],
     key: Annotated[ApiKey, Depends(allow(Role.INGEST))],
 ) -> Any:
     svc = service(request)
     filename, data = read_upload(file, svc.engine.settings.max_file_bytes)
     with svc.lock:
-        return to_plain(subjects_for(request, key).add_example(name, filename, data, key.actor))
+        added = subjects_for(request, key).add_example(name, filename, data, key.actor, only_face_above=-math.inf)
+        return to_plain(added)
 
 
 @router.delete(

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from facesearch.core.errors import FacesearchError, RateLimitedError
 from facesearch.engine.engine import Engine
 from facesearch.server import api_accountability, api_gallery, api_people, api_search, api_subjects, compreface
+from facesearch.server.compreface_shapes import compreface_answer
 from facesearch.server.retention import RetentionSweeper
 from facesearch.server.service import Service, service
 
@@ -103,6 +104,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FacesearchError)
     def facesearch_error(request: Request, exc: FacesearchError) -> JSONResponse:
         headers = {"Retry-After": str(round(exc.retry_after))} if isinstance(exc, RateLimitedError) else None
+        if request.url.path.startswith(COMPREFACE_PREFIX):
+            status, number, message = compreface_answer(exc)  # CompreFace's status and code where it has one
+            return _error(status, exc.code, message, number, request, headers)
         return _error(exc.http_status, exc.code, exc.message, exc.exit_code, request, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -51,5 +51,14 @@ def errors(*statuses: int, body: type[BaseModel] = ErrorBody) -> dict[int | str,
     return documented
 
 
+COMPREFACE_400 = (
+    "The image cannot be read, or shows no face (CompreFace's code 28) or, for an example, more than one (31); "
+    "or the subject exists already (43)."
+)
+
+
 def compreface_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return errors(*statuses, body=CompreFaceErrorBody)
+    documented = errors(*statuses, body=CompreFaceErrorBody)
+    if 400 in documented:
+        documented[400] = {**documented[400], "description": COMPREFACE_400}
+    return documented

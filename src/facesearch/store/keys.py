@@ -1,5 +1,6 @@
 """API keys, stored in the catalog: who may call facesearch, in which role (``safeguards/roles.py``), for which
-declared purpose.
+declared purpose; recognition keys (CompreFace's recognition service) also carry the administrator's attestation
+of where the consent of the subjects they enrol is held.
 
 A key is ``fs_<prefix>_<secret>``: the prefix finds the row, the sha256 of the whole key is compared in
 constant time, and the key itself is never stored (it is shown once, at creation). Keys are created and
@@ -25,6 +26,9 @@ from facesearch.store.catalog.store import Catalog, as_utc
 
 KEY_PREFIX = "fs_"
 SECRET_BYTES = 32
+MIN_ATTESTATION = 10
+ENROLLING_ROLES = (Role.INGEST, Role.RECOGNITION)
+"""The roles whose keys may carry a consent attestation (and so enrol subjects through the CompreFace API)."""
 
 
 class KeyStore:
@@ -32,18 +36,39 @@ class KeyStore:
         self._catalog = catalog
 
     def create(
-        self, owner: str, role: str, actor: Actor, *, purpose: str = "", collections: Sequence[str] = ()
+        self,
+        owner: str,
+        role: str,
+        actor: Actor,
+        *,
+        purpose: str = "",
+        collections: Sequence[str] = (),
+        consent_attestation: str = "",
     ) -> tuple[ApiKey, str]:
-        """A new key and its secret form (shown once; only its hash is kept)."""
+        """A new key and its secret form (shown once; only its hash is kept). A recognition key without a purpose
+        of its own recognises under its collections' declared purposes."""
         chosen = parse_choice(Role, role, "role")
+        attestation = consent_attestation.strip()
         if not owner.strip():
             raise InvalidValueError("a key needs an owner: the person or system it is issued to")
         if chosen is Role.SEARCH and len(purpose.strip()) < 3:
             raise InvalidValueError("a search key needs a declared purpose; it is written into every search it makes")
-        if chosen is Role.INGEST and not collections:
-            raise InvalidValueError("an ingest key needs the collections it may add to (--collection)")
+        if chosen in ENROLLING_ROLES and not collections:
+            raise InvalidValueError(f"an {chosen.value} key needs the collections it may use (--collection)")
+        if attestation and chosen not in ENROLLING_ROLES:
+            raise InvalidValueError(
+                f"a {chosen.value} key enrols no one: --consent-attestation is for recognition and ingest keys"
+            )
+        if attestation and len(attestation) < MIN_ATTESTATION:
+            raise InvalidValueError(
+                "--consent-attestation must say where the subjects' consent is held, in a sentence "
+                '(e.g. "signed forms held by HR, policy P-12")'
+            )
         for name in collections:
             self._catalog.collection_id(name)  # raises NotFoundError for an unknown collection
+        if chosen is Role.RECOGNITION and not purpose.strip():
+            declared = {info.name: info.purpose for info in self._catalog.collections()}
+            purpose = "; ".join(f"{name}: {declared[name]}" for name in collections)
         prefix = secrets.token_hex(4)
         token = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
         row = ApiKeyRow(
@@ -53,6 +78,7 @@ class KeyStore:
             role=chosen.value,
             purpose=purpose.strip(),
             collections=list(collections),
+            consent_attestation=attestation,
             created_at=datetime.now(UTC),
         )
         event = ConfigurationEvent(
@@ -64,6 +90,7 @@ class KeyStore:
                 "role": row.role,
                 "purpose": row.purpose,
                 "collections": list(collections),
+                "consent_attestation": attestation,
             },
         )
         with self._catalog.sessions.begin() as session:
@@ -117,4 +144,5 @@ def _key(row: ApiKeyRow) -> ApiKey:
         collections=list(row.collections),
         created_at=as_utc(row.created_at),
         revoked_at=None if row.revoked_at is None else as_utc(row.revoked_at),
+        consent_attestation=row.consent_attestation,
     )

@@ -33,9 +33,12 @@ class FaceAnalyser:
             max_side=self.settings.detect_max_side,
         )
 
-    def analyse(self, image: ImageSource, name: str | None = None) -> tuple[LoadedImage, list[AnalysedFace]]:
+    def analyse(
+        self, image: ImageSource, name: str | None = None, timings: dict[str, float] | None = None
+    ) -> tuple[LoadedImage, list[AnalysedFace]]:
+        """The image and its faces; ``timings`` receives the seconds each stage took (``analyse_image``)."""
         loaded = self.load(image, name)
-        return loaded, analyse_image(loaded, self.models, self._options)
+        return loaded, analyse_image(loaded, self.models, self._options, timings)
 
     def detect(self, image: ImageSource, name: str | None = None) -> DetectionResult:
         loaded = self.load(image, name)
@@ -47,9 +50,11 @@ class FaceAnalyser:
             faces=[FaceInfo(f.box, round(f.score, 4), f.landmarks, f.rotation) for f in faces],
         )
 
-    def analyse_or_fail(self, image: ImageSource, name: str | None = None) -> tuple[LoadedImage, list[AnalysedFace]]:
+    def analyse_or_fail(
+        self, image: ImageSource, name: str | None = None, timings: dict[str, float] | None = None
+    ) -> tuple[LoadedImage, list[AnalysedFace]]:
         """Like ``analyse``, but an image without a face is an error (a probe must show one)."""
-        loaded, faces = self.analyse(image, name)
+        loaded, faces = self.analyse(image, name, timings)
         if not faces:
             raise NoFaceError(
                 f"{name or _name(image)}: no face found; use a photo where the face is upright, unobstructed "

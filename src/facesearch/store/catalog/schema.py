@@ -162,6 +162,8 @@ class ApiKeyRow(Base):
     """Declared purpose, written into the audit entry of every search made with the key."""
     collections: Mapped[list[str]] = mapped_column(JSON, default=list)
     """For ingest keys: the collections it may add to (empty: none)."""
+    consent_attestation: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """Where the consent of the subjects the key enrols is held, attested by the administrator who made it."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
