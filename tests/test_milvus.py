@@ -24,6 +24,7 @@ from facesearch.engine.engine import Engine
 from facesearch.engine.ingest import Progress
 from facesearch.safeguards.rotation import VectorRotation
 from facesearch.safeguards.vault import generate_master_key
+from facesearch.store.index import milvus as milvus_index
 from facesearch.store.index.flat import FlatIndex
 from facesearch.store.index.milvus import MilvusIndex, MilvusServer
 from facesearch.store.milvus_indexes import MilvusIndexes
@@ -120,7 +121,10 @@ def test_an_address_where_no_server_runs_is_a_clear_error(tmp_path: Path) -> Non
 
 
 @pytest.mark.milvus
-def test_exhaustive_search_is_exact_and_removal_counts_what_was_held(milvus_server: MilvusTestServer) -> None:
+def test_exhaustive_search_is_exact_and_removal_counts_what_was_held(
+    milvus_server: MilvusTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(milvus_index, "SEARCH_BATCH", 7)  # the 20 probes go in three requests
     server = MilvusServer(*milvus_server.host_port)
     rng = np.random.default_rng(3)
     vectors = (rng.standard_normal((1500, 128)) * 0.05).astype(np.float32)

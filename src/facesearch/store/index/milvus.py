@@ -36,6 +36,7 @@ NLIST = 1024
 CONSISTENCY = "Strong"
 INSERT_BATCH = 5_000
 QUERY_BATCH = 10_000
+SEARCH_BATCH = 1_000
 MAX_TOP_K = 16_384
 """The most neighbours Milvus returns for one query."""
 COMPACTION_WAIT_S = 120.0
@@ -168,7 +169,17 @@ class MilvusIndex:
             return empty_result(matrix.shape[0], k)
         params: dict[str, Any] = {"metric_type": "L2", "params": {"nprobe": NLIST if exhaustive else self.nprobe}}
         rotated = self.rotation.protect(matrix)
-        hits = self.server.call(
+        distances, ids = empty_result(matrix.shape[0], k)
+        for start in range(0, len(rotated), SEARCH_BATCH):  # Milvus takes at most 16,384 probes per request
+            hits = self._search(rotated[start : start + SEARCH_BATCH], limit, params)
+            for row, found in enumerate(hits, start):
+                for column, hit in enumerate(found):
+                    ids[row, column] = int(hit["id"])
+                    distances[row, column] = np.sqrt(max(float(hit["distance"]), 0.0))  # Milvus's L2 is squared
+        return distances, ids
+
+    def _search(self, rotated: Vectors, limit: int, params: dict[str, Any]) -> list[list[dict[str, Any]]]:
+        return self.server.call(
             "searching",
             lambda: self._client.search(
                 self.name,
@@ -180,12 +191,6 @@ class MilvusIndex:
                 consistency_level=CONSISTENCY,
             ),
         )
-        distances, ids = empty_result(matrix.shape[0], k)
-        for row, found in enumerate(hits):
-            for column, hit in enumerate(found):
-                ids[row, column] = int(hit["id"])
-                distances[row, column] = np.sqrt(max(float(hit["distance"]), 0.0))  # Milvus's L2 is squared
-        return distances, ids
 
     def ids(self) -> Ids:
         def every_id() -> list[int]:
