@@ -25,9 +25,9 @@ ERASURE_SETTINGS: dict[str, object] = {
     "dataCoord.gc.dropTolerance": 1,  # files of segments a compaction replaced: delete at once (default 10800)
     "common.retentionDuration": 0,  # no time travel: deleted rows are not kept for old snapshots
     "rocksmq.retentionTimeInMinutes": 1,  # the message log keeps inserts a minute (default 3 days)
-    "rocksmq.rocksmqPageSize": 65536,  # pages of 64 KB: only full pages are expired (default 64 MB)
+    "rocksmq.rocksmqPageSize": 4096,  # pages of 4 KB: only full pages expire (default 64 MB)
+    "rocksmq.timtickerInterval": 5,  # expiry checked every five seconds (default ten minutes; Milvus's spelling)
     "rocksmq.compactionInterval": 10,  # and its files are compacted every ten seconds (default a day)
-    "rocksmq.tickerTimeInSeconds": 5,  # expiry checked every five seconds (default ten minutes)
 }
 
 
