@@ -5,10 +5,10 @@ that run it (the cluster runs it in the background, as the service user when roo
 The configuration differs from the package's in what erasure needs: Milvus keeps the files of segments that a
 compaction replaced for 3 hours by default, and its message log (rocksmq) keeps every insert for 3 days; here
 garbage collection runs every few seconds and drops replaced segments' files at once, and the message log keeps
-messages a minute and compacts its files every ten seconds, so that erased vectors' bytes leave the disk within
+messages 30 s and compacts its files every ten seconds, so that erased vectors' bytes leave the disk within
 a couple of minutes. A production server needs the same settings (docs/scale.md, "Vectors on Milvus").
 
-    python deploy/milvus_server.py DATA_DIR PORT   ->  lines: PID_FILE_DIR=..., METRICS_PORT=..., COMMAND=...
+    python deploy/milvus_server.py DATA_DIR PORT   ->  lines: METRICS_PORT=..., LD_LIBRARY_PATH=..., COMMAND=...
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ ERASURE_SETTINGS: dict[str, object] = {
     "dataCoord.gc.missingTolerance": 3600,  # files not yet in the metadata (a compaction's output): keep
     "dataCoord.gc.dropTolerance": 1,  # files of segments a compaction replaced: delete at once (default 10800)
     "common.retentionDuration": 0,  # no time travel: deleted rows are not kept for old snapshots
-    "rocksmq.retentionTimeInMinutes": 1,  # the message log keeps inserts a minute (default 3 days)
+    "rocksmq.retentionTimeInMinutes": 0.5,  # the message log keeps consumed inserts 30 s (default 3 days)
     "rocksmq.rocksmqPageSize": 4096,  # pages of 4 KB: only full pages expire (default 64 MB)
-    "rocksmq.timtickerInterval": 5,  # expiry checked every five seconds (default ten minutes; Milvus's spelling)
+    "rocksmq.timtickerInterval": 2,  # expiry checked every two seconds (default ten minutes; Milvus's spelling)
     "rocksmq.compactionInterval": 10,  # and its files are compacted every ten seconds (default a day)
+    # Buffered inserts are written to segment files every 10 s (default 10 minutes): a restarted server replays
+    # the message log from its last write, which must come well before the log drops what followed.
+    "dataNode.segment.syncPeriod": 10,
 }
 
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from facesearch.core.errors import VectorStoreUnavailableError
 from facesearch.safeguards.vault import CollectionCipher
 from facesearch.store.catalog.store import Catalog
 from facesearch.store.consistency import CollectionIndexes, _Open
-from facesearch.store.index.base import VectorIndex
+from facesearch.store.index.base import Ids, VectorIndex, Vectors
 from facesearch.store.index.milvus import MilvusIndex, MilvusServer
 from facesearch.store.index.policy import IndexPolicy
 
@@ -56,11 +57,29 @@ class MilvusIndexes(CollectionIndexes):
     def index(self, collection_id: int) -> VectorIndex:
         """The collection's vectors, first brought up to the catalog's generation (the server is changed in
         place: it serves searches under way itself)."""
-        with self._guard:
+        with self._guard, self._forgotten_on_failure(collection_id):
             state = self._opened(collection_id)
             if state.generation != self.catalog.generation(collection_id):
                 self._catch_up(collection_id, state)
             return state.index
+
+    def add(self, collection_id: int, ids: Ids, vectors: Vectors, generation: int) -> None:
+        with self._guard, self._forgotten_on_failure(collection_id):
+            super().add(collection_id, ids, vectors, generation)
+
+    def remove(self, collection_id: int, ids: Ids, generation: int) -> None:
+        with self._guard, self._forgotten_on_failure(collection_id):
+            super().remove(collection_id, ids, generation)
+
+    @contextmanager
+    def _forgotten_on_failure(self, collection_id: int) -> Iterator[None]:
+        """A failed call leaves the collection to be opened, so reconciled, afresh: the server may have lost or
+        kept any part of it (a restarted server replays its log from its last write to disk)."""
+        try:
+            yield
+        except VectorStoreUnavailableError:
+            self._open.pop(collection_id, None)
+            raise
 
     def drop(self, collection_id: int) -> None:
         with self._guard:

@@ -15,6 +15,7 @@ truth, and ``store.milvus_indexes`` brings the collection back in step with it w
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,17 @@ COMPACTION_WAIT_S = 120.0
 T = TypeVar("T")
 
 
+class _QuietIterator(logging.Filter):
+    """pymilvus warns on every id listing that a 2.3 server does not give its iterator a timestamp; it then uses
+    its own, which strong consistency makes safe."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "mvccTs" not in record.getMessage()
+
+
+_QUIET_ITERATOR = _QuietIterator()
+
+
 class MilvusServer:
     """One connection to the server at ``address``; each call's failure becomes a ``VectorStoreUnavailableError``."""
 
@@ -52,6 +64,8 @@ class MilvusServer:
         self.timeout_s = timeout_s
         with self.failures("connecting to"):
             from pymilvus import MilvusClient  # imported only when Milvus is configured
+
+            logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_QUIET_ITERATOR)
 
             self.client = MilvusClient(uri=f"http://{host}:{port}", timeout=timeout_s)
 
