@@ -20,6 +20,7 @@ from facesearch.safeguards.vault import generate_master_key
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
+    from milvus_support import MilvusTestServer
     from postgres_support import PostgresServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -79,6 +80,14 @@ def engine(settings: Settings) -> Iterator[Engine]:
 def postgres_server() -> Iterator[PostgresServer]:
     """A real PostgreSQL server (see postgres_support.py): skipped with a message outside CI when there is none."""
     from postgres_support import running_server
+
+    yield from running_server()
+
+
+@pytest.fixture(scope="session")
+def milvus_server() -> Iterator[MilvusTestServer]:
+    """A real Milvus server (see milvus_support.py): skipped with a message outside CI when there is none."""
+    from milvus_support import running_server
 
     yield from running_server()
 

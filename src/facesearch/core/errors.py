@@ -100,6 +100,13 @@ class CatalogUnavailableError(DataFolderError):
     code = "catalog_unavailable"
 
 
+class VectorStoreUnavailableError(DataFolderError):
+    """The vector server (``FACESEARCH_VECTOR_STORE``, Milvus) cannot be reached or failed: a wrong URL, a server
+    that is down or went away. The catalog keeps every template, so nothing is lost: the index is rebuilt from it."""
+
+    code = "vector_store_unavailable"
+
+
 class RefusedError(FacesearchError):
     """The request is well formed but not allowed: a search without a purpose, a key without the role."""
 

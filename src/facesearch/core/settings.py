@@ -51,12 +51,18 @@ class EmbedderChoice:
     """ONNX Runtime threads (None: one per core)."""
 
 
+MILVUS_SCHEME = "milvus://"
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("facesearch-data")
     """Folder that holds the catalog, the vector indexes and nothing else."""
     database_url: str = ""
     """SQLAlchemy URL of the catalog; empty means ``sqlite:///<data_dir>/catalog.sqlite3``."""
+    vector_store: str = ""
+    """Where the vectors live: empty means faiss index files in the data folder; ``milvus://HOST:PORT`` a Milvus
+    server, which is given each collection's templates only rotated by the collection's key."""
     workers: int = 0
     """Worker processes for ingest; 0 means one per CPU core."""
     threads_per_worker: int = 0
@@ -175,6 +181,7 @@ class Settings:
             raise InvalidValueError(f"setting workers must be 0 (one per core) or more, got {self.workers}")
         if self.upsample_max_pixels < 0:
             raise InvalidValueError(f"setting upsample_max_pixels must be 0 or more, got {self.upsample_max_pixels}")
+        self.milvus_address  # noqa: B018 (checks vector_store)
         if not 0.0 < self.match_threshold < 2.0:
             raise InvalidValueError(
                 f"setting match_threshold must be between 0 and 2 (dlib's distances lie well inside), "
@@ -184,6 +191,24 @@ class Settings:
     @property
     def catalog_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'catalog.sqlite3'}"
+
+    @property
+    def milvus_address(self) -> tuple[str, int] | None:
+        """The Milvus server's host and port that ``vector_store`` names; None for local faiss files."""
+        if not self.vector_store:
+            return None
+        host, _, port = self.vector_store.removeprefix(MILVUS_SCHEME).rpartition(":")
+        if (
+            not self.vector_store.startswith(MILVUS_SCHEME)
+            or not host
+            or not port.isdigit()
+            or not 0 < int(port) < 65536
+        ):
+            raise InvalidValueError(
+                f"setting vector_store must be empty (faiss files in the data folder) or milvus://HOST:PORT, "
+                f"got {self.vector_store!r}"
+            )
+        return host, int(port)
 
     @property
     def index_dir(self) -> Path:

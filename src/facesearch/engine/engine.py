@@ -48,7 +48,9 @@ from facesearch.safeguards.vault import CollectionCipher, MasterKey
 from facesearch.store.catalog.database import redact
 from facesearch.store.catalog.store import Catalog
 from facesearch.store.consistency import CollectionIndexes
+from facesearch.store.index.milvus import MilvusServer
 from facesearch.store.index.policy import IndexPolicy
+from facesearch.store.milvus_indexes import MilvusIndexes
 from facesearch.store.retention import purge_expired
 from facesearch.store.uploads import UploadStore, is_upload
 from facesearch.vision.analysis import FaceAnalyser, ImageSource
@@ -60,6 +62,15 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def collection_indexes(settings: Settings, catalog: Catalog, ciphers: Ciphers) -> CollectionIndexes:
+    """The collections' vector indexes: faiss files in the data folder, or a Milvus server (``vector_store``)."""
+    policy = IndexPolicy.from_settings(settings)
+    address = settings.milvus_address
+    if address is None:
+        return CollectionIndexes(catalog, settings.index_dir, EMBEDDING_DIMENSION, ciphers, policy)
+    return MilvusIndexes(catalog, settings.index_dir, EMBEDDING_DIMENSION, ciphers, policy, MilvusServer(*address))
 
 
 class Engine:
@@ -79,9 +90,7 @@ class Engine:
         self.models = configured_models(settings.embedder_choice(settings.threads_per_request or None))
         self.analyser = FaceAnalyser(settings, self.models)
         self.ciphers = Ciphers(catalog, master_key)
-        self.indexes = CollectionIndexes(
-            catalog, settings.index_dir, EMBEDDING_DIMENSION, self.ciphers, IndexPolicy.from_settings(settings)
-        )
+        self.indexes = collection_indexes(settings, catalog, self.ciphers)
         self.uploads = UploadStore(settings.data_dir / "uploads")
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -106,6 +115,7 @@ class Engine:
 
     def close(self) -> None:
         self.indexes.save()
+        self.indexes.close()
         self.catalog.close()
 
     def __enter__(self) -> Engine:

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from facesearch.core.errors import DataFolderError, InvalidValueError
+from facesearch.safeguards.rotation import VectorRotation
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -35,6 +36,7 @@ _KEY_CHECK_PLAINTEXT = b"facesearch master key check v1"
 """The check of data folders made before the audit chain was keyed."""
 _KEYED_CHECK_PREFIX = b"facesearch master key check v2; audit chain keyed from entry "
 _AUDIT_MAC_LABEL = b"facesearch audit chain mac v1"
+_ROTATION_LABEL = b"facesearch vector rotation key v1"
 TEMPLATE_DTYPE = np.dtype("<f4")
 
 
@@ -142,6 +144,11 @@ class CollectionCipher:
     def open_template(self, sealed: bytes) -> npt.NDArray[np.float32]:
         raw = self._open(sealed, "template")
         return np.frombuffer(raw, dtype=TEMPLATE_DTYPE).astype(np.float32)
+
+    def vector_rotation(self, dimension: int) -> VectorRotation:
+        """The collection's secret rotation of templates (``safeguards.rotation``), derived from its key."""
+        secret = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_ROTATION_LABEL).derive(self._key)
+        return VectorRotation.from_secret(secret, dimension)
 
     def seal(self, data: bytes, purpose: str) -> bytes:
         return _seal(self._key, data, self._associated(purpose))

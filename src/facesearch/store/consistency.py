@@ -122,6 +122,9 @@ class CollectionIndexes:
             self._open.pop(collection_id, None)
             self.path(collection_id).unlink(missing_ok=True)
 
+    def close(self) -> None:
+        """Release what the indexes hold open beyond this process (nothing for index files)."""
+
     def reconcile(self, collection_id: int, index: VectorIndex) -> Reconciliation:
         """Make ``index`` hold exactly the catalog's faces of this collection."""
         catalog_ids = self.catalog.face_ids(collection_id)
