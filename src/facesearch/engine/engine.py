@@ -22,17 +22,19 @@ from facesearch.core.results import (
     IngestReport,
     ProbeResult,
     PurgeReport,
+    ReindexReport,
     SearchResult,
     Stats,
     UploadReport,
     Verification,
 )
 from facesearch.core.settings import Settings
-from facesearch.engine.batches import EMBEDDING_DIMENSION, BatchWriter
+from facesearch.engine.batches import BatchWriter
 from facesearch.engine.ciphers import Ciphers
 from facesearch.engine.folders import ingest_folders
 from facesearch.engine.ingest import Progress
 from facesearch.engine.opening import create_catalog, open_catalog, recorded_views
+from facesearch.engine.reindex import reindex_collection
 from facesearch.engine.search import AnalysedProbe, find_matches
 from facesearch.engine.uploads import PreparedUploads, prepare_uploads, write_uploads
 from facesearch.safeguards.audit import (
@@ -54,6 +56,7 @@ from facesearch.store.uploads import UploadStore, is_upload
 from facesearch.vision.analysis import FaceAnalyser, ImageSource
 from facesearch.vision.imaging import read_image_file
 from facesearch.vision.models.registry import configured_models
+from facesearch.vision.recipes import recipe_named
 
 Clock = Callable[[], datetime]
 
@@ -80,7 +83,7 @@ class Engine:
         self.analyser = FaceAnalyser(settings, self.models)
         self.ciphers = Ciphers(catalog, master_key)
         self.indexes = CollectionIndexes(
-            catalog, settings.index_dir, EMBEDDING_DIMENSION, self.ciphers, IndexPolicy.from_settings(settings)
+            catalog, settings.index_dir, catalog.collection_recipe, self.ciphers, IndexPolicy.from_settings(settings)
         )
         self.uploads = UploadStore(settings.data_dir / "uploads")
 
@@ -123,7 +126,8 @@ class Engine:
     def create_collection(self, spec: CollectionSpec, actor: Actor) -> CollectionInfo:
         fields = {key: str(value) for key, value in asdict(spec).items()}
         event = ConfigurationEvent(actor=actor, collection=spec.name, change="collection-created", fields=fields)
-        return self.catalog.create_collection(spec, self.master_key.new_collection_key(spec.name), event)
+        key = self.master_key.new_collection_key(spec.name)
+        return self.catalog.create_collection(spec, key, event, self.settings.recipe)
 
     def delete_collection(self, name: str, actor: Actor, reason: str) -> None:
         """Delete a collection and destroy its key: whatever was encrypted under it is unreadable."""
@@ -165,9 +169,11 @@ class Engine:
         """Index every image under ``paths`` into ``collection``; see ``engine/folders.py``."""
         report = IngestReport(collection=collection)
         writer = self._writer(collection, actor, report)
+        # Templates of the collection's recipe, whatever the settings say for new collections.
+        settings = self.settings.replace(template_recipe=self.catalog.collection_recipe(writer.collection_id))
         try:
-            workers = workers or self.settings.worker_count
-            return ingest_folders(self.settings, self.catalog, writer, report, paths, workers, progress or Progress())
+            workers = workers or settings.worker_count
+            return ingest_folders(settings, self.catalog, writer, report, paths, workers, progress or Progress())
         finally:
             self.indexes.save()
 
@@ -245,6 +251,37 @@ class Engine:
         self.sweep_uploads()
         return len(removal.face_ids)
 
+    def reindex(
+        self,
+        actor: Actor,
+        *,
+        recipe: str | None = None,
+        collections: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> list[ReindexReport]:
+        """Re-embed every face of ``collections`` (default: all) with ``recipe`` (default: the settings'), each
+        collection switched whole when all its faces were re-embedded; see ``engine/reindex.py``."""
+        target = recipe_named(recipe or self.settings.recipe).name
+        names = list(collections) if collections else sorted(self.catalog.collection_names().values())
+        reports = []
+        for name in names:
+            cipher = self.cipher(self.catalog.collection_id(name))
+            reports.append(
+                reindex_collection(
+                    self.catalog,
+                    self.indexes,
+                    self.analyser,
+                    cipher,
+                    self.image_bytes,
+                    name,
+                    target,
+                    actor,
+                    progress or Progress(),
+                    self.settings.ingest_batch_size,
+                )
+            )
+        return reports
+
     # -- retention ---------------------------------------------------------------------------------
 
     def purge(self, actor: Actor, *, automatic: bool = False) -> PurgeReport:
@@ -289,8 +326,10 @@ class Engine:
 
     def analyse_probe(self, probe: ImageSource) -> AnalysedProbe:
         """A probe's faces (an image without one is an error), ready for ``search``: the service analyses
-        probes before taking its lock, so that searches run side by side."""
-        loaded, faces = self.analyser.analyse_or_fail(probe)
+        probes before taking its lock, so that searches run side by side. Each face is embedded once per
+        recipe the collections hold (detected once), so that it is compared only with templates of its kind."""
+        also = sorted(set(self.catalog.collection_recipes().values()))
+        loaded, faces = self.analyser.analyse_or_fail(probe, also=also)
         return AnalysedProbe(loaded, faces, str(probe) if isinstance(probe, Path) else "uploaded image")
 
     def search(
