@@ -203,3 +203,25 @@ def test_a_reindex_killed_by_sigkill_finishes_when_run_again(settings: Settings,
         assert engine.collection("news").template_recipe == "dlib-1view-v1"
         assert index_holds_the_catalog(engine, "news")
         assert _catalog_state(settings.data_dir)[0] == 0  # nothing left aside
+
+
+def test_an_index_of_the_old_recipe_is_rebuilt_not_reconciled(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The switch keeps every face id: an index left with the old templates (a crash before its rebuild, or a
+    process that had it open) must be rebuilt from the catalog, since reconciling by ids would keep them."""
+    with Engine.init(settings) as engine:
+        engine.create_collection(news_spec(), ACTOR)
+        engine.ingest("news", PHOTOS[:4], ACTOR)
+    with Engine.open(settings) as watching, Engine.open(settings) as engine:
+        assert index_holds_the_catalog(watching, "news")  # opened before the reindex
+        monkeypatch.setattr(engine.indexes, "rebuild", lambda collection_id: None)  # as if killed before it
+        (report,) = engine.reindex(ACTOR, recipe="dlib-1view-v1")
+        assert report.switched
+        assert index_holds_the_catalog(watching, "news")  # caught up with another process's reindex
+    with Engine.open(settings) as engine:
+        monkeypatch.setattr(engine.indexes, "rebuild", lambda collection_id: None)
+        (report,) = engine.reindex(ACTOR, recipe="dlib-4view-v1")
+        assert report.switched  # the index file still holds the one-view templates
+    with Engine.open(settings) as engine:
+        assert index_holds_the_catalog(engine, "news")  # rebuilt on open
