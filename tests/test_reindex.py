@@ -22,6 +22,7 @@ from facesearch.core.errors import InvalidValueError
 from facesearch.core.settings import Settings
 from facesearch.engine.engine import Engine
 from facesearch.safeguards.audit import AuditEntry
+from facesearch.safeguards.vault import generate_master_key
 
 FUSED = "dlib4view+facenet2view-v1"
 PHOTOS = sorted((FIXTURES / "identities").iterdir())
@@ -225,3 +226,18 @@ def test_an_index_of_the_old_recipe_is_rebuilt_not_reconciled(
         assert report.switched  # the index file still holds the one-view templates
     with Engine.open(settings) as engine:
         assert index_holds_the_catalog(engine, "news")  # rebuilt on open
+
+
+@pytest.mark.postgres
+def test_a_reindex_on_a_postgres_catalog_switches_the_collection(tmp_path: Path, postgres_url: str) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data", workers=1, master_key=generate_master_key(), database_url=postgres_url
+    )
+    with Engine.init(settings) as engine:
+        engine.create_collection(news_spec(), ACTOR)
+        engine.ingest("news", PHOTOS[:3], ACTOR)
+        (report,) = engine.reindex(ACTOR, recipe="dlib-1view-v1")
+        assert report.switched and report.re_embedded == report.faces == 3
+    with Engine.open(settings) as engine:
+        assert engine.collection("news").template_recipe == "dlib-1view-v1"
+        assert index_holds_the_catalog(engine, "news")
