@@ -24,13 +24,14 @@ from bench.identification import FMRS
 from bench.template_fusion import distances, identity_folds, load_dataset, unit
 from bench.verify_accuracy import default_dev_dir, tar_at_far
 from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD
-from facesearch.vision.recipes import FUSED_FACENET_WEIGHT
+from facesearch.vision.recipes import FUSED_DLIB_WEIGHT
 
 Floats = npt.NDArray[np.float64]
 
 
 def fused_templates(dlib: npt.NDArray[np.float32], facenet: npt.NDArray[np.float32], weight: float) -> Floats:
-    return np.hstack([np.sqrt(1 - weight) * unit(dlib), np.sqrt(weight) * unit(facenet)]).astype(np.float64)
+    """As ``vision/recipes.py`` makes them (before FUSED_SCALE): ``weight`` is dlib's share."""
+    return np.hstack([np.sqrt(weight) * unit(dlib), np.sqrt(1 - weight) * unit(facenet)]).astype(np.float64)
 
 
 def scale_for(dlib: Floats, fused: Floats, threshold: float) -> tuple[float, float]:
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = load_dataset(args.data, facenet_views=2)
     dlib_matrix = distances(data.dlib)
-    fused_matrix = distances(fused_templates(data.dlib, data.facenet, FUSED_FACENET_WEIGHT).astype(np.float32))
+    fused_matrix = distances(fused_templates(data.dlib, data.facenet, FUSED_DLIB_WEIGHT).astype(np.float32))
     folds = identity_folds(data.labels)
     same_person = data.labels[:, None] == data.labels[None, :]
     upper = np.triu(np.ones_like(same_person), k=1)

@@ -23,6 +23,7 @@ from facesearch.core.settings import Settings
 from facesearch.engine.engine import Engine
 from facesearch.safeguards.audit import AuditEntry
 from facesearch.safeguards.vault import generate_master_key
+from facesearch.vision.recipes import FUSED_DLIB_WEIGHT, FUSED_SCALE
 
 FUSED = "dlib4view+facenet2view-v1"
 PHOTOS = sorted((FIXTURES / "identities").iterdir())
@@ -107,7 +108,12 @@ def test_collections_of_two_recipes_are_searched_each_with_its_own(settings: Set
         engine.create_collection(news_spec("fused"), ACTOR)
         engine.ingest("fused", [gallery], ACTOR)
         assert {c.name: c.template_recipe for c in engine.collections()} == {"news": "dlib-4view-v1", "fused": FUSED}
-        assert len(held_templates(engine, "fused")[next(iter(held_templates(engine, "fused")))]) == 256
+        (fused,) = held_templates(engine, "fused").values()
+        (dlib,) = held_templates(engine, "news").values()
+        # The fused template: [sqrt(w) dlib, sqrt(1 - w) FaceNet], each unit length, scaled by FUSED_SCALE.
+        assert fused.shape == (256,) and np.linalg.norm(fused) == pytest.approx(FUSED_SCALE, rel=1e-5)
+        expected_dlib_part = np.sqrt(FUSED_DLIB_WEIGHT) * dlib / np.linalg.norm(dlib)
+        assert np.allclose(fused[:128] / FUSED_SCALE, expected_dlib_part, atol=1e-5)
         (result,) = engine.search(probe, ACTOR, PURPOSE).results
         by_collection = {m.collection: m.distance for m in result.matches}
         assert set(by_collection) == {"news", "fused"}

@@ -328,8 +328,8 @@ class Engine:
         """A probe's faces (an image without one is an error), ready for ``search``: the service analyses
         probes before taking its lock, so that searches run side by side. Each face is embedded once per
         recipe the collections hold (detected once), so that it is compared only with templates of its kind."""
-        also = sorted(set(self.catalog.collection_recipes().values()))
-        loaded, faces = self.analyser.analyse_or_fail(probe, also=also)
+        needed = sorted(set(self.catalog.collection_recipes().values())) or [self.settings.recipe]
+        loaded, faces = self.analyser.analyse_or_fail(probe, recipe=needed[0], also=needed[1:])
         return AnalysedProbe(loaded, faces, str(probe) if isinstance(probe, Path) else "uploaded image")
 
     def search(

@@ -6,8 +6,8 @@ two recipes are never compared (a probe is embedded once per recipe the collecti
 - ``dlib-1view-v1``: dlib's ResNet descriptor of dlib's chip, as published (128-d).
 - ``dlib-4view-v1``: the mean of four views of dlib's chip (``templates.py``; 128-d; the default).
 - ``dlib4view+facenet2view-v1``: the four-view dlib template and FaceNet's template of the ArcFace-aligned chip and
-  its mirror image (``models/onnx_facenet.py``), each unit length, concatenated with weights sqrt(1 - w) and sqrt(w)
-  (w = FUSED_FACENET_WEIGHT) and scaled by FUSED_SCALE so that the 0.6 threshold keeps the false-match rate it has
+  its mirror image (``models/onnx_facenet.py``), each unit length, concatenated with weights sqrt(w) and sqrt(1 - w)
+  (w = FUSED_DLIB_WEIGHT) and scaled by FUSED_SCALE so that the 0.6 threshold keeps the false-match rate it has
   for dlib's four views (256-d). About 3.4x the embedding cost of four dlib views; see ``docs/models.md``.
 """
 
@@ -28,9 +28,10 @@ from facesearch.vision.templates import face_templates, mirrored, view_chips
 
 Floats = npt.NDArray[np.float32]
 
-FUSED_FACENET_WEIGHT = 0.8
-"""FaceNet's share of the fused template's squared length: chosen out of fold on the dev set's LFW identities
-(``bench/template_fusion.py``, "concatenated"; 0.75-0.85 within 0.01 of each other)."""
+FUSED_DLIB_WEIGHT = 0.8
+"""dlib's share of the fused template's squared length (FaceNet's is the rest): the middle of the weights the folds
+chose out of fold on the dev set's LFW identities (``bench/template_fusion.py --facenet-views 2``, "concatenated",
+"w on dlib" 0.75-0.85; ``bench/README.md``)."""
 FUSED_SCALE = 1.0
 """The fused unit template's scale: distances between fused templates times this equal 0.6 at the false-match rate
 that 0.6 gives dlib's four-view templates on the dev set (``bench/recipe_threshold.py``)."""
@@ -96,8 +97,8 @@ def recipe_templates(
     views_by_face = [[chip, mirrored(chip)] for chip in facenet_chips]
     facenet = models.facenet.embed([view for pair in views_by_face for view in pair])
     facenet = _unit(facenet.reshape(len(faces), 2, -1).mean(axis=1))
-    weight = FUSED_FACENET_WEIGHT
-    fused = np.hstack([np.sqrt(1 - weight) * _unit(dlib), np.sqrt(weight) * facenet]) * FUSED_SCALE
+    weight = FUSED_DLIB_WEIGHT
+    fused = np.hstack([np.sqrt(weight) * _unit(dlib), np.sqrt(1 - weight) * facenet]) * FUSED_SCALE
     return fused.astype(np.float32), chips
 
 
