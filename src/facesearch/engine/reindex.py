@@ -30,6 +30,8 @@ from facesearch.vision.analysis import FaceAnalyser
 from facesearch.vision.recipes import FoundFace, recipe_named, recipe_templates
 
 ReadImage = Callable[[int], bytes]
+ROUNDS = 3
+"""Times the collection is gone through before giving up on switching it, when another process keeps adding faces."""
 
 
 def reindex_collection(
@@ -55,16 +57,56 @@ def reindex_collection(
         report.switched = True
         return report
     report.already_done = pending.start(catalog, collection_id, target.name)
-    progress.start(pending.waiting_count(catalog, collection_id, target.name))
+    for _ in range(ROUNDS):
+        _re_embed_waiting(
+            catalog, analyser, cipher, read_image, collection_id, target.name, report, progress, batch_size
+        )
+        fields = {
+            "from_recipe": current,
+            "to_recipe": target.name,
+            "faces": report.faces,
+            "re_embedded": report.re_embedded,
+            "already_done": report.already_done,
+        }
+        if report.unavailable:
+            fields["unavailable_face_ids"] = [face.face_id for face in report.unavailable]
+            event = ConfigurationEvent(actor=actor, collection=collection, change="reindex-incomplete", fields=fields)
+            catalog.audit.record(event)
+            break
+        event = ConfigurationEvent(actor=actor, collection=collection, change="templates-reindexed", fields=fields)
+        if pending.switch(catalog, collection_id, target.name, event) is not None:
+            report.switched = True
+            indexes.rebuild(collection_id)
+            catalog.shred_deleted_bytes()
+            break
+        report.faces = len(catalog.face_ids(collection_id))  # faces were added meanwhile: re-embed them too
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _re_embed_waiting(
+    catalog: Catalog,
+    analyser: FaceAnalyser,
+    cipher: CollectionCipher,
+    read_image: ReadImage,
+    collection_id: int,
+    recipe: str,
+    report: ReindexReport,
+    progress: Progress,
+    batch_size: int,
+) -> None:
+    """Re-embed the collection's faces that have no template of ``recipe`` aside yet, ``batch_size`` images per
+    transaction, counting into ``report``."""
+    progress.start(pending.waiting_count(catalog, collection_id, recipe))
     after_image = 0
     try:
-        while batch := pending.waiting_faces(catalog, collection_id, target.name, batch_size, after_image):
+        while batch := pending.waiting_faces(catalog, collection_id, recipe, batch_size, after_image):
             after_image = batch[-1].image_id
             sealed: list[tuple[int, bytes]] = []
             for image_id in sorted({face.image_id for face in batch}):
                 faces = [face for face in batch if face.image_id == image_id]
                 try:
-                    templates = _re_embed(analyser, read_image, faces, target.name)
+                    templates = _re_embed(analyser, read_image, faces, recipe)
                 except FacesearchError as problem:
                     report.unavailable.extend(
                         UnavailableFace(f.face_id, f.image_id, f.source_path, problem.message) for f in faces
@@ -73,30 +115,9 @@ def reindex_collection(
                     sealed.extend((f.face_id, cipher.seal_template(t)) for f, t in zip(faces, templates, strict=True))
                 for face in faces:
                     progress.advance(Path(face.source_path))
-            report.re_embedded += pending.keep_templates(catalog, target.name, sealed)
+            report.re_embedded += pending.keep_templates(catalog, recipe, sealed)
     finally:
         progress.finish()
-    fields = {
-        "from_recipe": current,
-        "to_recipe": target.name,
-        "faces": report.faces,
-        "re_embedded": report.re_embedded,
-        "already_done": report.already_done,
-    }
-    if report.unavailable:
-        fields["unavailable_face_ids"] = [face.face_id for face in report.unavailable]
-        catalog.audit.record(
-            ConfigurationEvent(actor=actor, collection=collection, change="reindex-incomplete", fields=fields)
-        )
-    else:
-        event = ConfigurationEvent(actor=actor, collection=collection, change="templates-reindexed", fields=fields)
-        generation = pending.switch(catalog, collection_id, target.name, event)
-        report.switched = generation is not None
-        if report.switched:
-            indexes.rebuild(collection_id)
-            catalog.shred_deleted_bytes()
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _re_embed(
