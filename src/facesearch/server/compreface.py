@@ -221,12 +221,15 @@ def verify_example(
     svc.count_search(key, "verify example")
     _, data = read_upload(file, svc.engine.settings.max_file_bytes)
     threshold = svc.engine.settings.match_threshold
-    loaded, faces = svc.engine.analyser.analyse_or_fail(data)  # the expensive part, with no lock held
+    probe = svc.engine.analyse_probe(data)  # the expensive part, with no lock held; once per recipe held
+    loaded, faces = probe.image, probe.faces
     with svc.reading():
         subjects = subjects_for(request, key)
         _example_subject(subjects, image_id)
         example = _example_template(svc, subjects, image_id)
-        distances = [float(face_distance(example, face.embedding)[0]) for face in faces]
+        catalog = svc.engine.catalog
+        recipe = catalog.collection_recipe(catalog.collection_id(subjects.collection))
+        distances = [float(face_distance(example, face.template(recipe))[0]) for face in faces]
         best = min(distances)
         svc.engine.catalog.audit.record(
             VerifyEvent(
