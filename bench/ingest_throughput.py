@@ -279,6 +279,7 @@ def timed_ingest(
     threads: int = 0,
     progress: Progress | None = None,
     template_views: int = DEFAULT_TEMPLATE_VIEWS,
+    template_recipe: str = "",
 ) -> tuple[IngestReport, float]:
     """``Engine.ingest`` of ``paths`` into a fresh data folder: its report and the seconds of the ingest call
     alone (not the folder's set-up); ``progress`` is told of each file as the CLI's bar is."""
@@ -291,6 +292,7 @@ def timed_ingest(
             detection_proposals=proposals,
             threads_per_worker=threads,
             template_views=template_views,
+            template_recipe=template_recipe,
         )
         engine = Engine.init(settings)
         try:

@@ -104,7 +104,7 @@ def run(size: int, same_mean: float, different_mean: float) -> tuple[float, floa
                     "JPEG",
                     1000,
                     [AnalysedFace(DetectedFace(Box(50, 50, 150, 150), 1.5, ((0.0, 0.0),) * 5), vectors[i], 100.0)],
-                    "synthetic",
+                    engine.settings.recipe,
                 )
                 for i in range(start, min(size, start + 5000))
             ]

@@ -24,7 +24,7 @@ def synthetic_image(number: int, faces: int = 2) -> NewImage:
         vector = rng.normal(size=128).astype(np.float32)
         detection = DetectedFace(Box(0, 0, 10, 10), 1.0, ((1.0, 1.0),) * 5)
         analysed.append(AnalysedFace(detection, vector / np.linalg.norm(vector)))
-    return NewImage(f"{number:064x}", f"/photos/{number}.jpg", 10, 10, "JPEG", 100, analysed, "synthetic")
+    return NewImage(f"{number:064x}", f"/photos/{number}.jpg", 10, 10, "JPEG", 100, analysed, "dlib-4view-v1")
 
 
 def write_batch(engine: Engine, numbers: range, *, update_index: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,9 +86,9 @@ def test_uploads_already_held_are_skipped_before_analysis(
     analysed: list[str] = []
     analyse = engine.analyser.analyse
 
-    def counted(image: bytes | Path, name: str | None = None) -> object:
+    def counted(image: bytes | Path, name: str | None = None, **options: Any) -> object:
         analysed.append(str(name))
-        return analyse(image, name)
+        return analyse(image, name, **options)
 
     engine.analyser.analyse = counted  # type: ignore[method-assign,assignment]
     sent = [("again.jpg", first), ("second.jpg", second), ("second-copy.jpg", second)]
@@ -188,7 +189,7 @@ def test_stats_count_what_is_held(engine: Engine, identity_files: dict[str, list
     (collection,) = stats.collections
     assert collection.images == collection.faces == collection.indexed_vectors == len(identity_files)
     assert stats.data_bytes > 0
-    assert (stats.template_views, stats.template_recipes) == (4, ["dlib-resnet-v1/4-views"])
+    assert (stats.template_views, stats.template_recipes) == (4, ["dlib-4view-v1"])
 
 
 def test_verification_is_a_biometric_comparison_and_needs_a_purpose(engine: Engine) -> None:

@@ -76,7 +76,33 @@ def test_the_migrations_are_in_the_package() -> None:
     assert "store/catalog/migrations/script.py.mako" in pyproject
 
 
-def test_a_catalog_at_revision_0001_gains_the_keys_consent_attestation_and_keeps_its_keys(settings: Settings) -> None:
+def test_a_folder_at_revision_0001_marks_its_templates_as_the_recipe_it_was_made_with(
+    settings: Settings, identity_files: dict[str, list[Path]]
+) -> None:
+    """Revision 0002 adds template recipes: a folder made with one view, its faces recorded under their
+    embedder's name, becomes a folder whose collection and faces are of ``dlib-1view-v1``."""
+    first, second = next(iter(identity_files.values()))[:2]
+    with Engine.init(settings.replace(template_views=1)) as engine:
+        engine.create_collection(news_spec(), ACTOR)
+        engine.ingest("news", [first], ACTOR)
+    path = settings.data_dir / "catalog.sqlite3"
+    with sqlite3.connect(path) as connection:  # as revision 0001 left it
+        connection.execute("DROP TABLE reindex_templates")
+        connection.execute("ALTER TABLE collections DROP COLUMN template_recipe")
+        connection.execute("ALTER TABLE protected_templates DROP COLUMN template_recipe")
+        connection.execute("UPDATE faces SET embedder = 'dlib-resnet-v1'")
+        connection.execute("UPDATE alembic_version SET version_num = '0001'")
+    connection.close()
+
+    with Engine.open(settings) as engine:
+        assert engine.collection("news").template_recipe == "dlib-1view-v1"
+        assert engine.catalog.template_recipes() == ["dlib-1view-v1"]
+        (result,) = engine.search(second, ACTOR, PURPOSE).results
+        assert len(result.matches) == 1  # its index, written before recipes, is still used as it is
+    assert schema_differences(f"sqlite:///{path}") == []
+
+
+def test_a_catalog_at_revision_0002_gains_the_keys_consent_attestation_and_keeps_its_keys(settings: Settings) -> None:
     """A data folder made before keys had a consent attestation: its keys still work, with none, after the upgrade."""
     from facesearch.store.keys import KeyStore
 
@@ -85,7 +111,7 @@ def test_a_catalog_at_revision_0001_gains_the_keys_consent_attestation_and_keeps
     path = settings.data_dir / "catalog.sqlite3"
     with sqlite3.connect(path) as connection:
         connection.execute("ALTER TABLE api_keys DROP COLUMN consent_attestation")
-        connection.execute("UPDATE alembic_version SET version_num = '0001'")
+        connection.execute("UPDATE alembic_version SET version_num = '0002'")
     connection.close()
 
     with Engine.open(settings) as engine:

@@ -277,7 +277,7 @@ catalog = Catalog.open(sys.argv[1])
 collection_id = catalog.collection_id("news")
 face = AnalysedFace(DetectedFace(Box(0, 0, 9, 9), 1.0, ((1.0, 2.0),)), np.zeros(128, dtype=np.float32))
 for n in range(int(sys.argv[3])):
-    image = NewImage(f"{sys.argv[2]}-{n}", "/bench", 9, 9, "png", 1, [face], "test")
+    image = NewImage(f"{sys.argv[2]}-{n}", "/bench", 9, 9, "png", 1, [face], "dlib-4view-v1")
     catalog.add_images(collection_id, [image], seal=lambda vector: vector.tobytes())
 catalog.close()
 """

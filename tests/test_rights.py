@@ -150,7 +150,7 @@ def test_the_protected_template_is_encrypted(
 ) -> None:
     probe = next(iter(identity_files.values()))[-1]
     SubjectRights(engine).erase(ACTOR, "objection 10", probe=probe, objection_agreement="form 10")
-    (sealed,) = engine.catalog.protected_templates()
+    (sealed,) = engine.catalog.protected_templates("dlib-4view-v1")
     (face,) = embed_faces(probe)
     assert face.embedding.tobytes() not in sealed
     assert np.allclose(engine.cipher(0).open_template(sealed), face.embedding)

@@ -12,13 +12,13 @@ from PIL import Image, ImageOps
 import facesearch
 from conftest import ACTOR, FIXTURES, news_spec
 from facesearch.core.errors import InvalidValueError
-from facesearch.core.settings import Settings
+from facesearch.core.settings import Settings, views_recipe
 from facesearch.engine.engine import Engine
 from facesearch.engine.opening import TEMPLATE_VIEWS_KEY
 from facesearch.vision.imaging import decode_image
 from facesearch.vision.models.registry import shared_models
 from facesearch.vision.pipeline import AnalysisOptions, detect_faces
-from facesearch.vision.templates import SHRINK, VIEW_SCALE, face_templates, shrunk, template_recipe, view_chips
+from facesearch.vision.templates import SHRINK, VIEW_SCALE, face_templates, shrunk, view_chips
 
 FACE = FIXTURES / "identities" / "obama__1.jpg"
 
@@ -83,8 +83,7 @@ def test_a_data_folder_keeps_the_views_it_was_made_with(settings: Settings, made
         engine.ingest("news", [FIXTURES / "identities" / "obama__2.jpg"], ACTOR)
     with sqlite3.connect(settings.data_dir / "catalog.sqlite3") as connection:
         recipes = {row[0] for row in connection.execute("SELECT embedder FROM faces")}
-    assert recipes == {template_recipe("dlib-resnet-v1", made)}
-    assert template_recipe("dlib-resnet-v1", 4) == "dlib-resnet-v1/4-views"
+    assert recipes == {views_recipe(made)} == {f"dlib-{made}view-v1"}
 
 
 def test_a_data_folder_from_before_views_keeps_single_view_templates(settings: Settings) -> None:

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from facesearch.core.errors import InvalidValueError
+from facesearch.core.errors import DataFolderError, InvalidValueError
 from facesearch.core.records import Box
+from facesearch.core.settings import TEMPLATE_RECIPES
 from facesearch.engine.ciphers import OBJECTIONS_COLLECTION_ID
 from facesearch.engine.engine import Engine
 from facesearch.safeguards.audit import AccessRequestEvent, Actor, ErasureEvent, ObjectionEvent
@@ -69,7 +70,8 @@ class SubjectRights:
     ) -> tuple[str, float, list[tuple[float, FaceDetails]]]:
         """Every face in every collection that matches a face of the probe: (probe hash, threshold, matches)."""
         limit = self.engine.analyser.threshold(threshold)
-        loaded, faces = self.engine.analyser.analyse_or_fail(probe)
+        analysed = self.engine.analyse_probe(probe)  # embedded for every recipe held
+        loaded, faces = analysed.image, analysed.faces
         collection_ids = sorted(self.engine.catalog.collection_names())
         # Exhaustive: an access or erasure request must find every face, whatever index a collection has.
         results = self.engine.find(faces, range(len(faces)), collection_ids, ACCESS_TOP_K, limit, exhaustive=True)
@@ -168,11 +170,18 @@ class SubjectRights:
         return ErasureResult(receipt, objection_id)
 
     def _object(self, probe: ImageSource, actor: Actor, agreement: str) -> int:
-        _, faces = self.engine.analyser.analyse_or_fail(probe)
+        # One protected template per recipe, so that any collection, whatever its recipe, recognises the face
+        # (a recipe whose model cannot run here cannot make the faces it would have to recognise either).
+        recipes: tuple[str, ...] = TEMPLATE_RECIPES
+        try:
+            _, faces = self.engine.analyser.analyse_or_fail(probe, also=recipes)
+        except DataFolderError:
+            recipes = tuple(recipe for recipe in TEMPLATE_RECIPES if recipe.startswith("dlib-"))
+            _, faces = self.engine.analyser.analyse_or_fail(probe, also=recipes)
         largest = max(faces, key=lambda f: f.detection.box.area)
-        sealed = self.engine.cipher(OBJECTIONS_COLLECTION_ID).seal_template(largest.embedding)
+        seal = self.engine.cipher(OBJECTIONS_COLLECTION_ID).seal_template
         return self.engine.catalog.add_protected_template(
-            sealed,
+            {recipe: seal(largest.template(recipe)) for recipe in recipes},
             agreement,
             actor.name,
             lambda template_id: ObjectionEvent(

@@ -18,6 +18,7 @@ from facesearch.cli.draw import draw_faces
 from facesearch.cli.keys import keys
 from facesearch.cli.people import people
 from facesearch.cli.progress import BarProgress
+from facesearch.cli.reindex import reindex
 from facesearch.cli.render import emit, table
 from facesearch.cli.serve import serve
 from facesearch.cli.state import EXISTING_FILE, JSON_OPTION, PURPOSE_OPTION, CliState, pass_state
@@ -376,6 +377,7 @@ register_accountability_commands(cli)
 cli.add_command(people)
 cli.add_command(keys)
 cli.add_command(serve)
+cli.add_command(reindex)
 
 
 def main() -> None:

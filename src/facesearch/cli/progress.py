@@ -1,4 +1,4 @@
-"""Ingest progress on stderr, so stdout stays clean for tables and JSON."""
+"""Ingest (and reindex) progress on stderr, so stdout stays clean for tables and JSON."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from facesearch.engine.ingest import Progress
 
 
 class BarProgress(Progress):
-    def __init__(self) -> None:
+    def __init__(self, label: str = "ingesting") -> None:
         self._bar: Any = None
+        self._label = label
 
     def start(self, total: int) -> None:
         self._bar = click.progressbar(
-            length=total, label="ingesting", file=sys.stderr, show_pos=True, show_eta=True, width=30
+            length=total, label=self._label, file=sys.stderr, show_pos=True, show_eta=True, width=30
         )
         self._bar.__enter__()
 

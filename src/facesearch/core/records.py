@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 Embedding = npt.NDArray[np.float32]
-"""A face template: dlib's 128-d descriptor as float32."""
+"""A face template of some recipe (``vision/recipes.py``), float32."""
 
 RGBImage = npt.NDArray[np.uint8]
 """An upright image as an H x W x 3 uint8 array."""
@@ -63,6 +63,18 @@ class AnalysedFace:
     embedding: Embedding = field(repr=False)
     sharpness: float = 0.0
     """Variance of the Laplacian of the aligned grey chip: low for blurred or upscaled tiny faces."""
+    recipe: str = ""
+    """The recipe of ``embedding`` (``vision/recipes.py``)."""
+    templates: Mapping[str, Embedding] = field(default_factory=dict, repr=False)
+    """Templates of other recipes, by recipe name, where the face was embedded for more than one."""
+
+    def template(self, recipe: str) -> Embedding:
+        """The face's template of ``recipe``; never one of another recipe."""
+        if recipe == self.recipe:
+            return self.embedding
+        if recipe not in self.templates:
+            raise ValueError(f"this face was not embedded with recipe {recipe!r}")
+        return self.templates[recipe]
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,6 @@ class NewImage:
     byte_size: int
     faces: Sequence[AnalysedFace]
     embedder: str
-    """Name of the model that made the templates (stored with each face)."""
+    """The recipe that made the templates (``vision/recipes.py``; stored with each face)."""
     subject_id: int | None = None
     """For an enrolment: the subject this image is an example of (linked in the same transaction)."""

@@ -39,6 +39,8 @@ class CollectionInfo:
     face_count: int
     oldest_item_at: datetime | None = None
     people_allowed: bool = False
+    template_recipe: str = ""
+    """How its templates are made (``vision/recipes.py``); all of one recipe."""
 
     @property
     def next_purge_at(self) -> datetime | None:
@@ -182,3 +184,32 @@ class Stats:
     template_recipes: list[str]
     """How the templates held were made, as stored with each face (one recipe unless faces came from an older
     facesearch)."""
+
+
+@dataclass(frozen=True)
+class UnavailableFace:
+    """A face a reindex could not re-embed, and why (its photo is gone, unreadable or changed)."""
+
+    face_id: int
+    image_id: int
+    source: str
+    reason: str
+
+
+@dataclass
+class ReindexReport:
+    """What ``facesearch reindex`` did to one collection."""
+
+    collection: str
+    from_recipe: str
+    to_recipe: str
+    faces: int = 0
+    re_embedded: int = 0
+    """Faces re-embedded by this run."""
+    already_done: int = 0
+    """Faces an interrupted earlier run had re-embedded (not embedded again)."""
+    unavailable: list[UnavailableFace] = field(default_factory=list)
+    switched: bool = False
+    """Whether the collection's templates are now all of ``to_recipe`` (False while any face is unavailable: the
+    collection then stays whole on ``from_recipe``)."""
+    seconds: float = 0.0

@@ -18,6 +18,15 @@ from facesearch.core.errors import InvalidValueError
 TEMPLATE_VIEWS = (1, 4)
 """How many views of a face its template may average (``templates.py``)."""
 DEFAULT_TEMPLATE_VIEWS = 4
+TEMPLATE_RECIPES = ("dlib-1view-v1", "dlib-4view-v1", "dlib4view+facenet2view-v1")
+"""How a template may be made (``vision/recipes.py``): dlib's one view, its four views, or those fused with FaceNet's
+two views. Every template records its recipe, and templates of two recipes are never compared."""
+
+
+def views_recipe(views: int) -> str:
+    """The dlib recipe of ``views`` views: what a data folder made before recipes holds."""
+    return f"dlib-{views}view-v1"
+
 
 ENV_PREFIX = "FACESEARCH_"
 
@@ -115,6 +124,11 @@ class Settings:
     """Views of each face averaged into its template: 1 (dlib's template as published) or 4 (with its mirror
     image and a shrunk copy of both; the most accurate, four descriptors per face). Applies to data folders
     made from now on: each folder keeps the count it was made with, so its templates stay comparable."""
+    template_recipe: str = ""
+    """How new collections' templates are made: ``dlib-4view-v1``, ``dlib-1view-v1`` or
+    ``dlib4view+facenet2view-v1`` (opt-in: more accurate, about 3.4x the embedding cost); empty means the dlib
+    recipe of ``template_views``. A collection keeps the recipe it was made with until ``facesearch reindex``
+    re-embeds it."""
     embedder: str = "auto"
     """How dlib's ResNet runs: ``onnx`` (ONNX Runtime, graph converted from dlib's weights and cached),
     ``dlib`` (dlib's own code, about 10x slower here), or ``auto`` (ONNX, else dlib with a warning)."""
@@ -165,6 +179,11 @@ class Settings:
             raise InvalidValueError(
                 f"setting template_views must be 1 or 4 (views averaged into each template), got {self.template_views}"
             )
+        if self.template_recipe and self.template_recipe not in TEMPLATE_RECIPES:
+            raise InvalidValueError(
+                f"setting template_recipe must be one of {', '.join(TEMPLATE_RECIPES)} (or empty), "
+                f"got {self.template_recipe!r}"
+            )
         if self.embedder not in EMBEDDERS:
             raise InvalidValueError(f"setting embedder must be auto, onnx or dlib, got {self.embedder!r}")
         if self.index_exact_max < 0:
@@ -209,6 +228,11 @@ class Settings:
                 f"got {self.vector_store!r}"
             )
         return host, int(port)
+
+    @property
+    def recipe(self) -> str:
+        """The recipe of new collections' templates (and of verifications)."""
+        return self.template_recipe or views_recipe(self.template_views)
 
     @property
     def index_dir(self) -> Path:

@@ -17,8 +17,6 @@ from facesearch.store.catalog.store import Catalog
 from facesearch.store.consistency import CollectionIndexes
 from facesearch.vision.distance import face_distance
 
-EMBEDDING_DIMENSION = 128
-
 
 class BatchWriter:
     """Writes one ingest's batches into one collection, and counts them into its report."""
@@ -41,7 +39,7 @@ class BatchWriter:
         self._collection_id = catalog.collection_id(collection)
         self._actor = actor
         self._report = report
-        self._protected = protected_templates(catalog, ciphers)
+        self._protected = protected_templates(catalog, ciphers, catalog.collection_recipe(self._collection_id))
         self._audited_failures = 0
         indexes.index(self._collection_id)  # open (and reconcile) before the first write
 
@@ -82,11 +80,12 @@ class BatchWriter:
         batch.clear()
 
 
-def protected_templates(catalog: Catalog, ciphers: Ciphers) -> npt.NDArray[np.float32]:
-    """The templates kept, protected, of the people who objected: their faces are never ingested again."""
-    sealed = catalog.protected_templates()
+def protected_templates(catalog: Catalog, ciphers: Ciphers, recipe: str) -> npt.NDArray[np.float32]:
+    """The templates of ``recipe`` kept, protected, of the people who objected: their faces are never ingested
+    again."""
+    sealed = catalog.protected_templates(recipe)
     if not sealed:
-        return np.zeros((0, EMBEDDING_DIMENSION), dtype=np.float32)
+        return np.zeros((0, 0), dtype=np.float32)
     cipher = ciphers(OBJECTIONS_COLLECTION_ID)
     return np.vstack([cipher.open_template(blob) for blob in sealed])
 

@@ -22,17 +22,19 @@ from facesearch.core.results import (
     IngestReport,
     ProbeResult,
     PurgeReport,
+    ReindexReport,
     SearchResult,
     Stats,
     UploadReport,
     Verification,
 )
 from facesearch.core.settings import Settings
-from facesearch.engine.batches import EMBEDDING_DIMENSION, BatchWriter
+from facesearch.engine.batches import BatchWriter
 from facesearch.engine.ciphers import Ciphers
 from facesearch.engine.folders import ingest_folders
 from facesearch.engine.ingest import Progress
 from facesearch.engine.opening import create_catalog, open_catalog, recorded_views
+from facesearch.engine.reindex import reindex_collection
 from facesearch.engine.search import AnalysedProbe, find_matches
 from facesearch.engine.uploads import PreparedUploads, prepare_uploads, write_uploads
 from facesearch.safeguards.audit import (
@@ -56,6 +58,7 @@ from facesearch.store.uploads import UploadStore, is_upload
 from facesearch.vision.analysis import FaceAnalyser, ImageSource
 from facesearch.vision.imaging import read_image_file
 from facesearch.vision.models.registry import configured_models
+from facesearch.vision.recipes import recipe_named
 
 Clock = Callable[[], datetime]
 
@@ -69,8 +72,9 @@ def collection_indexes(settings: Settings, catalog: Catalog, ciphers: Ciphers) -
     policy = IndexPolicy.from_settings(settings)
     address = settings.milvus_address
     if address is None:
-        return CollectionIndexes(catalog, settings.index_dir, EMBEDDING_DIMENSION, ciphers, policy)
-    return MilvusIndexes(catalog, settings.index_dir, EMBEDDING_DIMENSION, ciphers, policy, MilvusServer(*address))
+        return CollectionIndexes(catalog, settings.index_dir, catalog.collection_recipe, ciphers, policy)
+    server = MilvusServer(*address)
+    return MilvusIndexes(catalog, settings.index_dir, catalog.collection_recipe, ciphers, policy, server)
 
 
 class Engine:
@@ -133,7 +137,8 @@ class Engine:
     def create_collection(self, spec: CollectionSpec, actor: Actor) -> CollectionInfo:
         fields = {key: str(value) for key, value in asdict(spec).items()}
         event = ConfigurationEvent(actor=actor, collection=spec.name, change="collection-created", fields=fields)
-        return self.catalog.create_collection(spec, self.master_key.new_collection_key(spec.name), event)
+        key = self.master_key.new_collection_key(spec.name)
+        return self.catalog.create_collection(spec, key, event, self.settings.recipe)
 
     def delete_collection(self, name: str, actor: Actor, reason: str) -> None:
         """Delete a collection and destroy its key: whatever was encrypted under it is unreadable."""
@@ -175,9 +180,11 @@ class Engine:
         """Index every image under ``paths`` into ``collection``; see ``engine/folders.py``."""
         report = IngestReport(collection=collection)
         writer = self._writer(collection, actor, report)
+        # Templates of the collection's recipe, whatever the settings say for new collections.
+        settings = self.settings.replace(template_recipe=self.catalog.collection_recipe(writer.collection_id))
         try:
-            workers = workers or self.settings.worker_count
-            return ingest_folders(self.settings, self.catalog, writer, report, paths, workers, progress or Progress())
+            workers = workers or settings.worker_count
+            return ingest_folders(settings, self.catalog, writer, report, paths, workers, progress or Progress())
         finally:
             self.indexes.save()
 
@@ -264,6 +271,37 @@ class Engine:
         self.sweep_uploads()
         return len(removal.face_ids)
 
+    def reindex(
+        self,
+        actor: Actor,
+        *,
+        recipe: str | None = None,
+        collections: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> list[ReindexReport]:
+        """Re-embed every face of ``collections`` (default: all) with ``recipe`` (default: the settings'), each
+        collection switched whole when all its faces were re-embedded; see ``engine/reindex.py``."""
+        target = recipe_named(recipe or self.settings.recipe).name
+        names = list(collections) if collections else sorted(self.catalog.collection_names().values())
+        reports = []
+        for name in names:
+            cipher = self.cipher(self.catalog.collection_id(name))
+            reports.append(
+                reindex_collection(
+                    self.catalog,
+                    self.indexes,
+                    self.analyser,
+                    cipher,
+                    self.image_bytes,
+                    name,
+                    target,
+                    actor,
+                    progress or Progress(),
+                    self.settings.ingest_batch_size,
+                )
+            )
+        return reports
+
     # -- retention ---------------------------------------------------------------------------------
 
     def purge(self, actor: Actor, *, automatic: bool = False) -> PurgeReport:
@@ -306,10 +344,13 @@ class Engine:
 
     # -- search ------------------------------------------------------------------------------------
 
-    def analyse_probe(self, probe: ImageSource) -> AnalysedProbe:
+    def analyse_probe(self, probe: ImageSource, timings: dict[str, float] | None = None) -> AnalysedProbe:
         """A probe's faces (an image without one is an error), ready for ``search``: the service analyses
-        probes before taking its lock, so that searches run side by side."""
-        loaded, faces = self.analyser.analyse_or_fail(probe)
+        probes before taking its lock, so that searches run side by side. Each face is embedded once per
+        recipe the collections hold (detected once), so that it is compared only with templates of its kind;
+        ``timings`` receives the seconds each stage took."""
+        needed = sorted(set(self.catalog.collection_recipes().values())) or [self.settings.recipe]
+        loaded, faces = self.analyser.analyse_or_fail(probe, recipe=needed[0], also=needed[1:], timings=timings)
         return AnalysedProbe(loaded, faces, str(probe) if isinstance(probe, Path) else "uploaded image")
 
     def search(

@@ -19,7 +19,6 @@ from facesearch.engine.worker_lifetime import StopRequest, die_with_parent, stop
 from facesearch.vision.imaging import decode_image, read_image_file
 from facesearch.vision.models.registry import configured_models
 from facesearch.vision.pipeline import AnalysisOptions, analyse_image
-from facesearch.vision.templates import template_recipe
 
 IN_FLIGHT_PER_WORKER = 4
 STOP_CHECK_SECONDS = 0.5
@@ -84,7 +83,7 @@ def analyse_file(task: FileTask) -> FileOutcome:
         format=loaded.format,
         byte_size=loaded.byte_size,
         faces=faces,
-        embedder=template_recipe(models.embedder.name, task.analysis.template_views),
+        embedder=task.analysis.recipe,
     )
     return FileOutcome(task.path, image, None)
 

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
+from facesearch.core.errors import ConflictError
 from facesearch.core.records import AnalysedFace, LoadedImage
 from facesearch.core.results import Match, ProbeResult
 from facesearch.store.catalog.store import Catalog
@@ -38,9 +40,10 @@ def find_matches(
 ) -> list[ProbeResult]:
     """The matches of each chosen face, nearest first, at most ``top_k`` each (no audit: callers record what
     they did with them); ``exhaustive`` compares every face even in collections with an approximate index."""
-    queries = np.vstack([faces[i].embedding for i in chosen])
+    recipes = catalog.collection_recipes()
     per_face: list[list[tuple[float, int]]] = [[] for _ in chosen]
     for collection_id in collection_ids:
+        queries = probe_templates(faces, chosen, recipes.get(collection_id, ""))
         distances, ids = indexes.index(collection_id).search(queries, top_k, exhaustive=exhaustive)
         for row, hits in enumerate(per_face):
             hits.extend(
@@ -70,3 +73,13 @@ def find_matches(
         detection = faces[position].detection
         results.append(ProbeResult(position, detection.box, matches, round(detection.score, 4)))
     return results
+
+
+def probe_templates(faces: Sequence[AnalysedFace], chosen: Sequence[int], recipe: str) -> npt.NDArray[np.float32]:
+    """The chosen faces' templates of a collection's recipe: templates of two recipes are never compared."""
+    try:
+        return np.vstack([faces[i].template(recipe) for i in chosen])
+    except ValueError:
+        raise ConflictError(
+            f"a collection's templates were re-embedded with recipe {recipe} while the probe was analysed; search again"
+        ) from None

@@ -25,7 +25,6 @@ from facesearch.store.catalog.store import Catalog
 from facesearch.store.uploads import UploadStore, upload_source
 from facesearch.vision.analysis import FaceAnalyser
 from facesearch.vision.imaging import content_id_of, unsupported_advice
-from facesearch.vision.templates import template_recipe
 
 
 @dataclass
@@ -58,7 +57,9 @@ def prepare_uploads(
     # Content is checked before analysis, for every upload in one query: a photo already held costs a
     # hash, not a detection and an embedding.
     content_ids = [content_id_of(data) for _, data in uploads]
-    held = catalog.held_contents(catalog.collection_id(collection), content_ids)
+    collection_id = catalog.collection_id(collection)
+    held = catalog.held_contents(collection_id, content_ids)
+    recipe = catalog.collection_recipe(collection_id)
     for (name, data), content_id in zip(uploads, content_ids, strict=True):
         if content_id in prepared.names or content_id in held:
             if strict:
@@ -67,7 +68,7 @@ def prepare_uploads(
             prepared.names.setdefault(content_id, name)
             continue
         try:
-            image = _analyse_upload(settings, analyser, name, data, subject_id, only_face_above)
+            image = _analyse_upload(settings, analyser, name, data, subject_id, only_face_above, recipe)
         except UnsupportedFormatError as problem:
             if strict:
                 raise
@@ -125,6 +126,7 @@ def _analyse_upload(
     data: bytes,
     subject_id: int | None,
     only_face_above: float | None,
+    recipe: str,
 ) -> NewImage:
     if len(data) > settings.max_file_bytes:
         raise TooLargeError(
@@ -132,9 +134,9 @@ def _analyse_upload(
             "send a smaller image (FACESEARCH_MAX_FILE_BYTES sets the limit)"
         )
     if subject_id is None:
-        loaded, faces = analyser.analyse(data, name)
+        loaded, faces = analyser.analyse(data, name, recipe=recipe)
     else:
-        loaded, faces = analyser.analyse_or_fail(data, name)
+        loaded, faces = analyser.analyse_or_fail(data, name, recipe=recipe)
         faces = [example_face(faces, name, only_face_above)]
     return NewImage(
         content_id=loaded.content_id,
@@ -144,7 +146,7 @@ def _analyse_upload(
         format=loaded.format,
         byte_size=loaded.byte_size,
         faces=faces,
-        embedder=template_recipe(analyser.models.embedder.name, settings.template_views),
+        embedder=recipe,
         subject_id=subject_id,
     )
 

@@ -39,6 +39,20 @@ templates enough to take precision at 0.48 to 0.978.
 That is for one-view templates. Four-view templates (``templates.py``, the default) lie closer within a
 person: at 0.485 they give 0.981 / 0.908 (0.983 / 0.903 at 0.48, 0.981 / 0.914 at 0.49). In a 2-fold check
 by identity, both halves chose 0.49, which gave 0.985 / 0.906 and 0.981 / 0.950 on the other half."""
+GROUPING_VIEWS = {"dlib-1view-v1": 1, "dlib-4view-v1": 4}
+"""The template recipes whose grouping thresholds were measured (keys of GROUP_THRESHOLDS and LONE_FACES)."""
+
+
+def grouping_views(collection: str, recipe: str) -> int:
+    """The measured thresholds' key for a collection's recipe; a recipe they were not measured for is refused."""
+    if recipe not in GROUPING_VIEWS:
+        raise RefusedError(
+            f"people grouping has not been measured for template recipe {recipe} (collection {collection!r}); "
+            f"re-embed the collection with 'facesearch reindex --collection {collection} --recipe dlib-4view-v1'"
+        )
+    return GROUPING_VIEWS[recipe]
+
+
 RECIPROCAL_NEIGHBOURS = 8
 """k of the k-reciprocal neighbourhoods (k1 of Zhong et al. 2017). This, EXPANSION and DISTANCE_WEIGHT
 were chosen on the same faces from k1 in 6 / 8 / 10, k2 in 1 / 2 / 3 and weight in 0.4 / 0.5 / 0.6."""
@@ -134,7 +148,7 @@ class People:
         data = self.store.cluster_input(collection_id, eligible, self.engine.cipher(collection_id).open_template)
         step(CLUSTER_STEPS[1])
         graph = self._graph(collection_id, data)
-        views = self.engine.settings.template_views
+        views = grouping_views(collection, self.engine.catalog.collection_recipe(collection_id))
         step(CLUSTER_STEPS[2])
         if full:
             assignment, groups = _regroup(data, graph, GROUP_THRESHOLDS[views], LONE_FACES[views])

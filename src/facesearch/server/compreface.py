@@ -319,13 +319,17 @@ def verify_example(
         svc.purpose_of(key, f"CompreFace verify against example {image_id}"), "verification", asked_as=KEY_PURPOSE
     )
     threshold = svc.engine.settings.match_threshold
-    loaded, faces = svc.engine.analyser.analyse_or_fail(data, timings=answer.timings)  # no lock held
+    # The expensive part, with no lock held; once per recipe held.
+    probe = svc.engine.analyse_probe(data, timings=answer.timings)
+    loaded, faces = probe.image, probe.faces
     chosen = _chosen(faces, limit, det_prob_threshold)
     with svc.reading():
         subjects = subjects_for(request, key)
         _example_subject(subjects, image_id)
         example = _example_template(svc, subjects, image_id)
-    distances = [float(face_distance(example, faces[i].embedding)[0]) for i in chosen]
+        catalog = svc.engine.catalog
+        recipe = catalog.collection_recipe(catalog.collection_id(subjects.collection))
+    distances = [float(face_distance(example, faces[i].template(recipe))[0]) for i in chosen]
     best = min(distances)
     svc.engine.catalog.audit.record(
         VerifyEvent(

@@ -16,6 +16,10 @@ the index are added from the stored templates, and the result is saved. Searches
 reconciled index, so the two never disagree from the outside. Face ids are never reused
 (AUTOINCREMENT), so a stale id cannot point at a different face.
 
+A reindex (``store/catalog/reindex.py``) replaces every template of a collection and its recipe in one catalog
+transaction, keeping the ids: the index records the recipe it holds, and an index of another recipe than the
+catalog's (in memory or in its file) is rebuilt whole from the catalog instead of reconciled by ids.
+
 Threads: searches of an index may run side by side; changes may not run beside them or each other. Within a
 process the caller keeps writes apart from searches (the service's readers-writer lock); what a search itself
 may change here (opening a collection's index, catching up with a write made by another process) happens
@@ -38,6 +42,7 @@ from facesearch.store.catalog.store import Catalog
 from facesearch.store.index.base import Ids, VectorIndex, Vectors
 from facesearch.store.index.files import IndexFileError, read_index_file, write_index_file
 from facesearch.store.index.policy import IndexPolicy
+from facesearch.vision.recipes import recipe_named
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ class Reconciliation:
 class _Open:
     index: VectorIndex
     generation: int
+    recipe: str
     dirty: bool = False
 
 
@@ -66,7 +72,8 @@ class CollectionIndexes:
 
     catalog: Catalog
     folder: Path
-    dimension: int
+    recipe_of: Callable[[int], str]
+    """The catalog's template recipe of a collection (by id)."""
     cipher: Callable[[int], CollectionCipher]
     policy: IndexPolicy = field(default_factory=IndexPolicy)
     _open: dict[int, _Open] = field(default_factory=dict)
@@ -81,8 +88,9 @@ class CollectionIndexes:
         with self._guard:
             state = self._opened(collection_id)
             if state.generation != self.catalog.generation(collection_id):
-                backend = state.index.backend
-                state.index = self.policy.read(backend, state.index.serialize(), self.dimension)
+                if self.recipe_of(collection_id) == state.recipe:
+                    backend = state.index.backend
+                    state.index = self.policy.read(backend, state.index.serialize(), self._dimension(state.recipe))
                 self._catch_up(collection_id, state)
             return state.index
 
@@ -117,6 +125,15 @@ class CollectionIndexes:
                     self._write(collection_id, state)
                     state.dirty = False
 
+    def rebuild(self, collection_id: int) -> None:
+        """Build the collection's index anew from the catalog and save it (after a reindex changed its templates)."""
+        with self._guard:
+            self._open.pop(collection_id, None)
+            recipe = self.recipe_of(collection_id)
+            state = _Open(self._build(collection_id, recipe), self.catalog.generation(collection_id), recipe)
+            self._write(collection_id, state)
+            self._open[collection_id] = state
+
     def drop(self, collection_id: int) -> None:
         with self._guard:
             self._open.pop(collection_id, None)
@@ -142,7 +159,8 @@ class CollectionIndexes:
         sealed = self.cipher(collection_id).seal(state.index.serialize(), INDEX_BLOB)
         header = {
             "backend": state.index.backend,
-            "dimension": self.dimension,
+            "dimension": self._dimension(state.recipe),
+            "recipe": state.recipe,
             "count": len(state.index),
             "generation": state.generation,
             "payload_bytes": len(sealed),
@@ -150,15 +168,23 @@ class CollectionIndexes:
         }
         write_index_file(self.path(collection_id), header, sealed)
 
-    def _read(self, collection_id: int) -> tuple[VectorIndex, int]:
+    def _read(self, collection_id: int, recipe: str) -> tuple[VectorIndex, int]:
         stored = read_index_file(self.path(collection_id))
+        dimension = self._dimension(recipe)
+        held = stored.header.get("recipe")  # files written before recipes: dlib's 128-d, the folder's own recipe
+        if (held is not None and held != recipe) or stored.header.get("dimension") != dimension:
+            raise IndexFileError(f"it holds templates of recipe {held or 'unrecorded'}, the catalog's are {recipe}")
         payload = self.cipher(collection_id).open(stored.payload, INDEX_BLOB)
-        return self.policy.read(str(stored.header.get("backend")), payload, self.dimension), stored.generation
+        return self.policy.read(str(stored.header.get("backend")), payload, dimension), stored.generation
 
-    def _build(self, collection_id: int) -> VectorIndex:
+    @staticmethod
+    def _dimension(recipe: str) -> int:
+        return recipe_named(recipe).dimension
+
+    def _build(self, collection_id: int, recipe: str) -> VectorIndex:
         """A new index holding exactly the catalog's faces, of the kind the policy picks for their number."""
         ids, vectors = self.catalog.embeddings(collection_id, self.cipher(collection_id).open_template)
-        index = self.policy.new_index(self.dimension, vectors)
+        index = self.policy.new_index(self._dimension(recipe), vectors)
         index.add(ids, vectors)
         return index
 
@@ -168,14 +194,18 @@ class CollectionIndexes:
         if not self.policy.needs_rebuild(state.index):
             return False
         before = state.index.backend
-        state.index = self._build(collection_id)
+        state.index = self._build(collection_id, state.recipe)
         state.dirty = True
         log.info("collection #%s: vector index rebuilt (%s -> %s)", collection_id, before, state.index.backend)
         return True
 
     def _catch_up(self, collection_id: int, state: _Open) -> None:
         state.generation = self.catalog.generation(collection_id)
-        self.reconcile(collection_id, state.index)
+        recipe = self.recipe_of(collection_id)
+        if recipe != state.recipe:  # another process reindexed the collection: every template changed
+            state.index, state.recipe = self._build(collection_id, recipe), recipe
+        else:
+            self.reconcile(collection_id, state.index)
         state.dirty = True
 
     def _opened(self, collection_id: int) -> _Open:
@@ -183,16 +213,17 @@ class CollectionIndexes:
         if state is not None:
             return state
         expected = self.catalog.generation(collection_id)
+        recipe = self.recipe_of(collection_id)
         path = self.path(collection_id)
         try:
-            index, generation = self._read(collection_id)
+            index, generation = self._read(collection_id, recipe)
         except IndexFileError as problem:
             if path.exists() or expected > 0:
                 log.warning(
                     "rebuilding the vector index of collection #%s from the catalog: %s", collection_id, problem
                 )
-            index, generation = self._build(collection_id), -1
-        state = _Open(index, expected)
+            index, generation = self._build(collection_id, recipe), -1
+        state = _Open(index, expected, recipe)
         if generation != expected:
             result = self.reconcile(collection_id, index)
             if result.added or result.removed:

@@ -8,13 +8,15 @@ another process's write. The vectors are rotated by the collection's key before 
 (``index.milvus``); a deleted collection's Milvus collection is dropped, and if the server cannot be reached
 then, what it keeps can no longer be matched: the key that rotated it is destroyed with the collection.
 
-Each data folder's collections get names of their own on the server (``facesearch_<namespace>_<id>``, the
-namespace recorded in the catalog), so that several data folders can share one server.
+Each data folder's collections get names of their own on the server (``facesearch_<namespace>_<id>_<recipe>``, the
+namespace recorded in the catalog), so that several data folders can share one server; a reindex to another recipe
+fills a new one and drops the old.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,12 +40,12 @@ class MilvusIndexes(CollectionIndexes):
         self,
         catalog: Catalog,
         folder: Path,
-        dimension: int,
+        recipe_of: Callable[[int], str],
         cipher: Callable[[int], CollectionCipher],
         policy: IndexPolicy,
         server: MilvusServer,
     ) -> None:
-        super().__init__(catalog, folder, dimension, cipher, policy)
+        super().__init__(catalog, folder, recipe_of, cipher, policy)
         self.server = server
         namespace = catalog.meta(NAMESPACE_KEY)
         if namespace is None:
@@ -51,8 +53,20 @@ class MilvusIndexes(CollectionIndexes):
             catalog.set_meta(NAMESPACE_KEY, namespace)
         self.namespace = namespace
 
-    def collection_name(self, collection_id: int) -> str:
-        return f"facesearch_{self.namespace}_{collection_id}"
+    def collection_name(self, collection_id: int, recipe: str) -> str:
+        """Milvus allows letters, digits and underscores in a name: the recipe's other characters become ``_``."""
+        return self._prefix(collection_id) + re.sub(r"\W", "_", recipe)
+
+    def _prefix(self, collection_id: int) -> str:
+        return f"facesearch_{self.namespace}_{collection_id}_"
+
+    def _drop_held(self, collection_id: int, keep: str | None = None) -> None:
+        """Drop the server's collections of ``collection_id`` (but ``keep``): those of a recipe it no longer has."""
+        prefix = self._prefix(collection_id)
+        names = self.server.call("listing the collections of", self.server.client.list_collections)
+        for name in names:
+            if name.startswith(prefix) and name != keep:
+                self.server.call("dropping a collection from", lambda n=name: self.server.client.drop_collection(n))
 
     def index(self, collection_id: int) -> VectorIndex:
         """The collection's vectors, first brought up to the catalog's generation (the server is changed in
@@ -84,28 +98,30 @@ class MilvusIndexes(CollectionIndexes):
     def drop(self, collection_id: int) -> None:
         with self._guard:
             self._open.pop(collection_id, None)
-            name = self.collection_name(collection_id)
             try:
-                self.server.call("dropping a collection from", lambda: self.server.client.drop_collection(name))
+                self._drop_held(collection_id)
             except VectorStoreUnavailableError as problem:
                 log.warning("%s: its vectors stay there, unmatchable (the collection key is destroyed)", problem)
 
     def close(self) -> None:
         self.server.close()
 
-    def _open_index(self, collection_id: int) -> MilvusIndex:
-        rotation = self.cipher(collection_id).vector_rotation(self.dimension)
-        return MilvusIndex(
-            self.server, self.collection_name(collection_id), self.dimension, rotation, self.policy.nprobe
-        )
+    def _open_index(self, collection_id: int, recipe: str) -> MilvusIndex:
+        dimension = self._dimension(recipe)
+        rotation = self.cipher(collection_id).vector_rotation(dimension)
+        name = self.collection_name(collection_id, recipe)
+        return MilvusIndex(self.server, name, dimension, rotation, self.policy.nprobe)
 
-    def _read(self, collection_id: int) -> tuple[VectorIndex, int]:
+    def _read(self, collection_id: int, recipe: str) -> tuple[VectorIndex, int]:
         """The server's collection, as of no known generation: ``_opened`` reconciles it with the catalog."""
-        return self._open_index(collection_id), -1
+        index = self._open_index(collection_id, recipe)
+        self._drop_held(collection_id, keep=self.collection_name(collection_id, recipe))
+        return index, -1
 
-    def _build(self, collection_id: int) -> VectorIndex:
-        index = self._open_index(collection_id)
+    def _build(self, collection_id: int, recipe: str) -> VectorIndex:
+        index = self._open_index(collection_id, recipe)
         self.reconcile(collection_id, index)
+        self._drop_held(collection_id, keep=self.collection_name(collection_id, recipe))
         return index
 
     def _write(self, collection_id: int, state: _Open) -> None:

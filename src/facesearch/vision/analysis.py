@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from facesearch.core.errors import InvalidValueError, NoFaceError
@@ -24,6 +26,10 @@ class FaceAnalyser:
         self.models = models or configured_models(settings.embedder_choice())
         self._options = AnalysisOptions.from_settings(settings)
 
+    @property
+    def options(self) -> AnalysisOptions:
+        return self._options
+
     def load(self, image: ImageSource, name: str | None = None) -> LoadedImage:
         data = read_image_file(image, self.settings.max_file_bytes) if isinstance(image, Path) else image
         return decode_image(
@@ -34,11 +40,19 @@ class FaceAnalyser:
         )
 
     def analyse(
-        self, image: ImageSource, name: str | None = None, timings: dict[str, float] | None = None
+        self,
+        image: ImageSource,
+        name: str | None = None,
+        *,
+        recipe: str | None = None,
+        also: Sequence[str] = (),
+        timings: dict[str, float] | None = None,
     ) -> tuple[LoadedImage, list[AnalysedFace]]:
-        """The image and its faces; ``timings`` receives the seconds each stage took (``analyse_image``)."""
+        """The image's faces with templates of ``recipe`` (default: the settings' recipe) and of each in ``also``;
+        ``timings`` receives the seconds each stage took (``analyse_image``)."""
         loaded = self.load(image, name)
-        return loaded, analyse_image(loaded, self.models, self._options, timings)
+        options = self._options if recipe is None else replace(self._options, recipe=recipe)
+        return loaded, analyse_image(loaded, self.models, options, also, timings)
 
     def detect(self, image: ImageSource, name: str | None = None) -> DetectionResult:
         loaded = self.load(image, name)
@@ -51,10 +65,16 @@ class FaceAnalyser:
         )
 
     def analyse_or_fail(
-        self, image: ImageSource, name: str | None = None, timings: dict[str, float] | None = None
+        self,
+        image: ImageSource,
+        name: str | None = None,
+        *,
+        recipe: str | None = None,
+        also: Sequence[str] = (),
+        timings: dict[str, float] | None = None,
     ) -> tuple[LoadedImage, list[AnalysedFace]]:
         """Like ``analyse``, but an image without a face is an error (a probe must show one)."""
-        loaded, faces = self.analyse(image, name, timings)
+        loaded, faces = self.analyse(image, name, recipe=recipe, also=also, timings=timings)
         if not faces:
             raise NoFaceError(
                 f"{name or _name(image)}: no face found; use a photo where the face is upright, unobstructed "

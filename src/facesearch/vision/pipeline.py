@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from facesearch.core.records import AnalysedFace, Box, DetectedFace, LoadedImage, Point, RGBImage
-from facesearch.core.settings import DEFAULT_MIN_FACE_SIDE, DEFAULT_TEMPLATE_VIEWS, Settings
+from facesearch.core.settings import DEFAULT_MIN_FACE_SIDE, Settings, views_recipe
 from facesearch.vision.alignment import clip_box, rotate_quarters, scale_box, unrotate_box, unrotate_point
 from facesearch.vision.guided import PROPOSAL_THRESHOLD, detect_guided
 from facesearch.vision.models.registry import ModelSet
-from facesearch.vision.templates import face_templates, view_chips
+from facesearch.vision.recipes import FoundFace, recipe_named, recipe_templates
 
 CONFIDENT_SCORE = 0.5
 """An upright detection at least this sure ends the search for a better orientation."""
@@ -61,8 +62,8 @@ class AnalysisOptions:
     threshold: float
     try_rotations: bool
     proposals: bool = True
-    template_views: int = DEFAULT_TEMPLATE_VIEWS
-    """Views averaged into each template (``templates.py``); the data folder's, never mixed within one."""
+    recipe: str = views_recipe(4)
+    """How each template is made (``recipes.py``); a collection's, never mixed within one."""
     min_face_side: int = DEFAULT_MIN_FACE_SIDE
     """Smallest face YuNet's proposals look for, in pixels of the photo as analysed."""
 
@@ -74,7 +75,7 @@ class AnalysisOptions:
             settings.detection_threshold,
             settings.try_rotations,
             settings.detection_proposals,
-            settings.template_views,
+            settings.recipe,
             settings.min_face_side,
         )
 
@@ -112,10 +113,15 @@ def detect_faces(image: LoadedImage, models: ModelSet, options: AnalysisOptions)
 
 
 def analyse_image(
-    image: LoadedImage, models: ModelSet, options: AnalysisOptions, timings: dict[str, float] | None = None
+    image: LoadedImage,
+    models: ModelSet,
+    options: AnalysisOptions,
+    also: Sequence[str] = (),
+    timings: dict[str, float] | None = None,
 ) -> list[AnalysedFace]:
-    """Every face in ``image`` with its template, largest-score first; ``timings`` receives the seconds spent
-    finding faces (``detector``) and making their templates (``calculator``)."""
+    """Every face in ``image`` with its template of ``options.recipe`` (and of each recipe in ``also``, detected
+    once), largest-score first; ``timings`` receives the seconds spent finding faces (``detector``) and making
+    their templates (``calculator``)."""
     started = time.perf_counter()
     found = _find(image.pixels, models, options)
     detected = time.perf_counter()
@@ -123,13 +129,20 @@ def analyse_image(
         timings["detector"] = detected - started
     if found is None:
         return []
-    embedder = models.embedder
-    views = [view_chips(found.work, box, points, embedder, options.template_views) for box, _, points in found.faces]
-    embeddings = face_templates(embedder, views)
+    faces = [FoundFace(box, points) for box, _, points in found.faces]
+    embeddings, chips = recipe_templates(found.work, faces, models, recipe_named(options.recipe), options.min_face_side)
+    others = {
+        name: recipe_templates(found.work, faces, models, recipe_named(name), options.min_face_side)[0]
+        for name in dict.fromkeys(also)
+        if name != options.recipe
+    }
     if timings is not None:
         timings["calculator"] = time.perf_counter() - detected
     detections = _to_original(found, image)
-    return [AnalysedFace(d, e, sharpness(v[0])) for d, e, v in zip(detections, embeddings, views, strict=True)]
+    return [
+        AnalysedFace(d, e, sharpness(chip), options.recipe, {name: t[number] for name, t in others.items()})
+        for number, (d, e, chip) in enumerate(zip(detections, embeddings, chips, strict=True))
+    ]
 
 
 def sharpness(chip: RGBImage) -> float:

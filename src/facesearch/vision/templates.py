@@ -8,8 +8,8 @@ the person's other faces. On the dev set's LFW identities, grouping recall at pr
 the 2,022 LFW pairs from 98.5 % to 98.8 % (``bench/README.md``, "Templates from four views"). Four views
 cost four descriptors per face, in one batch.
 
-The number of views is recorded in each data folder when it is made (``Engine``) and every template of
-that folder is made with it, so templates made one way are never compared with templates made another.
+The views are part of a template's recipe (``recipes.py``), recorded with every template, so templates made one
+way are never compared with templates made another.
 """
 
 from __future__ import annotations
@@ -75,8 +75,3 @@ def face_templates(embedder: FaceEmbedder, chips_by_face: Sequence[Sequence[RGBI
     means = descriptors.reshape(len(chips_by_face), views, -1).mean(axis=1, dtype=np.float32)
     scaled: npt.NDArray[np.float32] = means * np.float32(VIEW_SCALE[views]) if views > 1 else means
     return scaled
-
-
-def template_recipe(embedder_name: str, views: int) -> str:
-    """What made a template, as stored with each face: the embedder's name, and the views if more than one."""
-    return embedder_name if views == 1 else f"{embedder_name}/{views}-views"

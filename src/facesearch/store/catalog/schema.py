@@ -35,6 +35,9 @@ class CollectionRow(Base):
     """The collection's AES key, encrypted by the master key. Deleting it shreds the collection."""
     people_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     """Whether the collection's declared purpose allows grouping its faces into people."""
+    template_recipe: Mapped[str] = mapped_column(String(32))
+    """The recipe of every template of this collection (``vision/recipes.py``); changed only by a reindex, in the
+    transaction that replaces them all."""
     index_generation: Mapped[int] = mapped_column(Integer, default=0)
     """Bumped in the same transaction as every change to this collection's faces; the vector index
     records the generation it reflects, so a mismatch on open means a crash came between the two."""
@@ -81,6 +84,7 @@ class FaceRow(Base):
     person_locked: Mapped[bool] = mapped_column(Boolean, default=False)
     """Set when a person placed this face (merge, split): clustering never moves it."""
     embedder: Mapped[str] = mapped_column(String(32))
+    """The recipe that made the template (``vision/recipes.py``), the collection's."""
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     """The template, AES-GCM encrypted with the collection key: the vector index is rebuilt from these."""
 
@@ -130,8 +134,22 @@ class ProtectedTemplateRow(Base):
     agreement_reference: Mapped[str] = mapped_column(Text)
     """Where the person's explicit agreement to keeping this template is recorded."""
     recorded_by: Mapped[str] = mapped_column(String(200))
+    template_recipe: Mapped[str] = mapped_column(String(32))
+    """Ingest compares it only with faces of this recipe (an objection keeps one template per recipe)."""
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     """Encrypted with the objections key (wrapped by the master key, in ``meta``)."""
+
+
+class ReindexTemplateRow(Base):
+    """A face's template re-embedded by ``facesearch reindex``, waiting until every face of its collection has one:
+    then all replace the collection's templates in one transaction (``store/catalog/reindex.py``)."""
+
+    __tablename__ = "reindex_templates"
+
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True)
+    template_recipe: Mapped[str] = mapped_column(String(32))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    """Encrypted with the collection key, as ``faces.embedding``."""
 
 
 class PersonRow(Base):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -199,8 +199,9 @@ class Catalog:
 
     # -- collections -------------------------------------------------------------------------------
 
-    def create_collection(self, spec: CollectionSpec, wrapped_key: bytes, audit: Event) -> CollectionInfo:
+    def create_collection(self, spec: CollectionSpec, wrapped_key: bytes, audit: Event, recipe: str) -> CollectionInfo:
         row = CollectionRow(
+            template_recipe=recipe,
             name=spec.name,
             purpose=spec.purpose,
             lawful_basis=spec.lawful_basis.value,
@@ -294,9 +295,23 @@ class Catalog:
                     face_count=faces.get(row.id, 0),
                     oldest_item_at=oldest.get(row.id),
                     people_allowed=row.people_allowed,
+                    template_recipe=row.template_recipe,
                 )
                 for row in rows
             ]
+
+    def collection_recipes(self) -> dict[int, str]:
+        """The template recipe of each collection, by id."""
+        with self._sessions() as session:
+            query = select(CollectionRow.id, CollectionRow.template_recipe)
+            return {row.id: row.template_recipe for row in session.execute(query)}
+
+    def collection_recipe(self, collection_id: int) -> str:
+        with self._sessions() as session:
+            found = session.scalar(select(CollectionRow.template_recipe).where(CollectionRow.id == collection_id))
+        if found is None:
+            raise NotFoundError(f"collection #{collection_id} does not exist")
+        return found
 
     def generation(self, collection_id: int) -> int:
         with self._sessions() as session:
@@ -327,6 +342,12 @@ class Catalog:
             collection = session.get(CollectionRow, collection_id, with_for_update=True)
             if collection is None:
                 raise NotFoundError(f"collection #{collection_id} was deleted during the ingest")
+            stale = sorted({image.embedder for image in batch if image.faces} - {collection.template_recipe})
+            if stale:  # a reindex switched the collection's recipe after these images were analysed
+                raise ConflictError(
+                    f"collection {collection.name!r} was re-embedded with recipe {collection.template_recipe} while "
+                    f"these images were analysed with {', '.join(stale)}; send or ingest them again"
+                )
             held = _held_contents(session, collection_id, [image.content_id for image in batch])
             fresh: list[NewImage] = []
             for image in batch:
@@ -577,23 +598,35 @@ class Catalog:
     # -- objections --------------------------------------------------------------------------------
 
     def add_protected_template(
-        self, sealed: bytes, agreement_reference: str, recorded_by: str, audit: Callable[[int], Event]
+        self,
+        sealed_by_recipe: Mapping[str, bytes],
+        agreement_reference: str,
+        recorded_by: str,
+        audit: Callable[[int], Event],
     ) -> int:
+        """One protected template per recipe (one person's face), with one audit entry naming the first's id."""
+        now = datetime.now(UTC)
         with self._sessions.begin() as session:
-            row = ProtectedTemplateRow(
-                created_at=datetime.now(UTC),
-                agreement_reference=agreement_reference,
-                recorded_by=recorded_by,
-                embedding=sealed,
-            )
-            session.add(row)
+            rows = [
+                ProtectedTemplateRow(
+                    created_at=now,
+                    agreement_reference=agreement_reference,
+                    recorded_by=recorded_by,
+                    template_recipe=recipe,
+                    embedding=sealed,
+                )
+                for recipe, sealed in sealed_by_recipe.items()
+            ]
+            session.add_all(rows)
             session.flush()
-            self.audit.append(session, audit(row.id))
-            return row.id
+            self.audit.append(session, audit(rows[0].id))
+            return rows[0].id
 
-    def protected_templates(self) -> list[bytes]:
+    def protected_templates(self, recipe: str) -> list[bytes]:
+        """The protected templates of ``recipe``."""
+        query = select(ProtectedTemplateRow.embedding).where(ProtectedTemplateRow.template_recipe == recipe)
         with self._sessions() as session:
-            return list(session.scalars(select(ProtectedTemplateRow.embedding).order_by(ProtectedTemplateRow.id)))
+            return list(session.scalars(query.order_by(ProtectedTemplateRow.id)))
 
 
 def drop_empty_people(session: Session, collection_ids: Sequence[int]) -> int:

@@ -27,6 +27,13 @@ class FaceProposer(Protocol):
         at least ``threshold``, best first."""
         ...
 
+    def locate(
+        self, pixels: RGBImage, threshold: float, min_face_side: int
+    ) -> list[tuple[Box, float, tuple[Point, ...]]]:
+        """What ``propose`` finds, each face with its five points (the person's right eye first, then the left
+        eye, the nose tip, the right and left mouth corners)."""
+        ...
+
 
 class LandmarkModel(Protocol):
     name: str

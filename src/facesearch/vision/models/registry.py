@@ -18,11 +18,14 @@ import threading
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from facesearch.core.errors import DataFolderError
 from facesearch.core.settings import EmbedderChoice
 from facesearch.vision.models.base import FaceDetector, FaceEmbedder, FaceProposer, LandmarkModel
+
+if TYPE_CHECKING:
+    from facesearch.vision.models.onnx_facenet import FaceNetEmbedder
 
 _Model = TypeVar("_Model")
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ class ModelSet:
             if choice != self._choice:
                 self._choice = choice
                 self._loaded.pop("embedder", None)
+                self._loaded.pop("facenet", None)
                 self._version += 1
 
     @property
@@ -68,6 +72,22 @@ class ModelSet:
     @property
     def embedder(self) -> FaceEmbedder:
         return self._get("embedder", self._make_embedder)
+
+    @property
+    def facenet(self) -> FaceNetEmbedder:
+        """FaceNet on ONNX Runtime (the fused recipe's second embedder, ``vision/recipes.py``)."""
+        return self._get("facenet", self._make_facenet)
+
+    def _make_facenet(self) -> FaceNetEmbedder:
+        from facesearch.vision.models.facenet_h5 import FaceNetUnavailableError
+        from facesearch.vision.models.onnx_facenet import FaceNetEmbedder
+
+        try:
+            return FaceNetEmbedder(cache_dir=self._choice.cache_dir, threads=self._choice.threads or 0)
+        except FaceNetUnavailableError as problem:
+            raise DataFolderError(
+                f"FaceNet cannot run ({problem}); choose a dlib template recipe (FACESEARCH_TEMPLATE_RECIPE)"
+            ) from None
 
     def _make_embedder(self) -> FaceEmbedder:
         from facesearch.vision.models.dlib_models import DlibResNetEmbedder

@@ -4,8 +4,8 @@ Keys made before it have none (an empty attestation), so they cannot enrol throu
 administrator issues a key with one. A catalog whose tables were made from the models before migrations began may
 have the column already: it is added only when missing.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-03
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
