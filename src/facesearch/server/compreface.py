@@ -523,8 +523,8 @@ def verify(
     purpose = require_purpose(svc.purpose_of(key, "CompreFace verify"), "verification", asked_as=KEY_PURPOSE)
     threshold = svc.engine.settings.match_threshold
     analyser = svc.engine.analyser
-    source_loaded, source_faces = analyser.analyse_or_fail(source, source_name, source_answer.timings)
-    target_loaded, target_faces = analyser.analyse_or_fail(target, target_name, target_answer.timings)
+    source_loaded, source_faces = analyser.analyse_or_fail(source, source_name, timings=source_answer.timings)
+    target_loaded, target_faces = analyser.analyse_or_fail(target, target_name, timings=target_answer.timings)
     source_face = source_faces[_chosen(source_faces, 1, det_prob_threshold)[0]]
     chosen = [target_faces[i] for i in _chosen(target_faces, limit, det_prob_threshold)]
     distances = [float(face_distance(source_face.embedding, face.embedding)[0]) for face in chosen]

@@ -20,6 +20,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from facesearch.core.errors import VectorStoreUnavailableError
@@ -66,7 +67,7 @@ class MilvusIndexes(CollectionIndexes):
         names = self.server.call("listing the collections of", self.server.client.list_collections)
         for name in names:
             if name.startswith(prefix) and name != keep:
-                self.server.call("dropping a collection from", lambda n=name: self.server.client.drop_collection(n))
+                self.server.call("dropping a collection from", partial(self.server.client.drop_collection, name))
 
     def index(self, collection_id: int) -> VectorIndex:
         """The collection's vectors, first brought up to the catalog's generation (the server is changed in
