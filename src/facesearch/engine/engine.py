@@ -161,13 +161,16 @@ class Engine:
         *,
         workers: int | None = None,
         progress: Progress | None = None,
+        ray_address: str | None = None,
     ) -> IngestReport:
-        """Index every image under ``paths`` into ``collection``; see ``engine/folders.py``."""
+        """Index every image under ``paths`` into ``collection``; see ``engine/folders.py``. ``ray_address`` (else
+        the setting) names a Ray cluster to analyse on instead of local workers (``engine/ray_cluster.py``)."""
         report = IngestReport(collection=collection)
         writer = self._writer(collection, actor, report)
         try:
             workers = workers or self.settings.worker_count
-            return ingest_folders(self.settings, self.catalog, writer, report, paths, workers, progress or Progress())
+            settings = self.settings.replace(ray_address=ray_address) if ray_address else self.settings
+            return ingest_folders(settings, self.catalog, writer, report, paths, workers, progress or Progress())
         finally:
             self.indexes.save()
 
