@@ -92,7 +92,7 @@ def running_cluster() -> Iterator[RayCluster]:
     if shutil.which("ray", path=str(Path(os.environ.get("PYTHON", sys.executable)).parent)) is None:
         unavailable(f"no ray command beside {sys.executable}")
     # A short folder: Ray's socket paths under it must stay under 108 bytes.
-    directory = Path(tempfile.mkdtemp(prefix="facesearch-ray-"))
+    directory = Path(tempfile.mkdtemp(prefix="fs-ray-"))
     try:
         run = local_cluster(directory, "start", "ray")
         if run.returncode != 0:
