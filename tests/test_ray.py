@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import astuple
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from conftest import ACTOR, FIXTURES, news_spec
 from facesearch.core.errors import ClusterUnavailableError
 from facesearch.core.settings import Settings
 from facesearch.engine.engine import Engine
-from facesearch.engine.ingest import Progress, analyse_file, task_for
+from facesearch.engine.ingest import IN_FLIGHT_PER_WORKER, FileOutcome, FileTask, Progress, analyse_file, task_for
+from facesearch.engine.ray_cluster import run_on_ray
 from facesearch.safeguards.vault import generate_master_key
 from ray_support import RayCluster
 from test_cli import CREATE
@@ -136,6 +138,29 @@ def test_ingest_on_the_cluster_gives_a_local_ingests_templates(tmp_path: Path, t
     assert from_ray.keys() == from_here.keys() and len(from_ray) == report.faces_added
     for face, template in from_here.items():
         assert np.allclose(from_ray[face], template, atol=1e-5), face
+
+
+@pytest.mark.ray
+def test_at_most_four_files_per_cpu_are_in_flight(tmp_path: Path, two_nodes: RayCluster) -> None:
+    """The files are read and sent only as results come back: memory is bounded whatever the folder's size."""
+    photos = sorted((FIXTURES / "identities").iterdir())
+    settings = Settings(data_dir=tmp_path)
+    pulled = 0
+
+    def tasks() -> Iterator[FileTask]:
+        nonlocal pulled
+        for photo in photos:
+            pulled += 1
+            yield task_for(photo, settings)
+
+    waiting: list[int] = []  # files taken from the walk without a result yet: those in flight and the next one
+    outcomes: list[FileOutcome] = []
+    for outcome in run_on_ray(tasks(), two_nodes.address, threads=1):
+        waiting.append(pulled - len(outcomes))
+        outcomes.append(outcome)
+    bound = 2 * IN_FLIGHT_PER_WORKER  # two nodes of one CPU
+    assert len(photos) > bound + 1 and max(waiting) == bound + 1, waiting
+    assert sorted(outcome.path for outcome in outcomes) == photos and all(outcome.image for outcome in outcomes)
 
 
 @pytest.mark.ray
