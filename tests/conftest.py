@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from milvus_support import MilvusTestServer
     from postgres_support import PostgresServer
+    from ray_support import RayCluster
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -90,6 +91,15 @@ def milvus_server() -> Iterator[MilvusTestServer]:
     from milvus_support import running_server
 
     yield from running_server()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """A real two-node Ray cluster of the session's own (see ray_support.py): skipped with a message outside CI when
+    there is none."""
+    from ray_support import running_cluster
+
+    yield from running_cluster()
 
 
 @pytest.fixture

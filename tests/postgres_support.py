@@ -49,10 +49,10 @@ def unavailable(reason: str) -> None:
     pytest.skip(message)
 
 
-def _cluster(command: str) -> subprocess.CompletedProcess[str]:
+def _cluster(*command: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable)}  # this Python has pgserver
     return subprocess.run(
-        [str(LOCAL_CLUSTER), command], capture_output=True, text=True, timeout=120, check=False, env=env
+        [str(LOCAL_CLUSTER), *command], capture_output=True, text=True, timeout=120, check=False, env=env
     )
 
 
@@ -69,8 +69,8 @@ def running_server() -> Iterator[PostgresServer]:
         data = os.environ.get("FACESEARCH_TEST_PG_DATA", "")
         server = PostgresServer(given, Path(data) if data else None)
     else:
-        started = _cluster("status").returncode != 0
-        run = _cluster("start")
+        started = _cluster("status", "postgres").returncode != 0
+        run = _cluster("start", "postgres")
         if run.returncode != 0:
             unavailable(f"deploy/local-cluster start failed: {run.stderr.strip() or run.stdout.strip()}")
         exports = _exports(run.stdout)
@@ -81,7 +81,7 @@ def running_server() -> Iterator[PostgresServer]:
         unavailable(f"cannot connect to {make_url(server.url).render_as_string(hide_password=True)}: {exc}")
     yield server
     if started:
-        _cluster("stop")
+        _cluster("stop", "postgres")
 
 
 def fresh_database(postgres_server: PostgresServer) -> Iterator[str]:

@@ -320,7 +320,7 @@ def test_a_wrong_url_or_a_server_that_is_down_is_a_clear_error(tmp_path: Path, p
 
 def cluster(directory: Path, command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(LOCAL_CLUSTER), command],
+        [str(LOCAL_CLUSTER), command, "postgres"],
         env={**os.environ, "FACESEARCH_CLUSTER_DIR": str(directory)},
         capture_output=True,
         text=True,

@@ -43,6 +43,7 @@ Exit codes:
   9  refused: no purpose stated where one is required
   10 the audit log's hash chain is broken (the first broken entry is named)
   11 invalid or revoked API key
+  12 the Ray cluster named by --ray (FACESEARCH_RAY_ADDRESS) cannot be reached
   130, 143 stopped by Ctrl-C (SIGINT) or SIGTERM; what was committed stays"""
 
 
@@ -198,6 +199,12 @@ def _collection_text(info: CollectionInfo) -> str:
 @click.argument("collection_name", metavar="COLLECTION")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    help="Analyse on the Ray cluster whose head is HOST:PORT (default: $FACESEARCH_RAY_ADDRESS, else local workers).",
+)
 @click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
 @JSON_OPTION
 @pass_state
@@ -206,6 +213,7 @@ def ingest(
     collection_name: str,
     paths: tuple[Path, ...],
     workers: int | None,
+    ray_address: str | None,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -219,7 +227,12 @@ def ingest(
         raise click.BadParameter(f"{', '.join(missing)} not found; check the paths", param_hint="PATHS")
     with state.engine() as engine:
         report = engine.ingest(
-            collection_name, list(paths), state.actor, workers=workers, progress=None if no_progress else BarProgress()
+            collection_name,
+            list(paths),
+            state.actor,
+            workers=workers,
+            progress=None if no_progress else BarProgress(),
+            ray_address=ray_address,
         )
     emit(report, as_json, _ingest_text(report))
     if report.failed:

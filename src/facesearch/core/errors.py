@@ -107,6 +107,15 @@ class VectorStoreUnavailableError(DataFolderError):
     code = "vector_store_unavailable"
 
 
+class ClusterUnavailableError(FacesearchError):
+    """The Ray cluster that ingest was told to analyse on cannot be reached: a wrong address, a cluster that is down
+    or lost every node."""
+
+    exit_code = 12
+    http_status = 503
+    code = "cluster_unavailable"
+
+
 class RefusedError(FacesearchError):
     """The request is well formed but not allowed: a search without a purpose, a key without the role."""
 

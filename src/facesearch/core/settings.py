@@ -74,6 +74,9 @@ class Settings:
     server, which is given each collection's templates only rotated by the collection's key."""
     workers: int = 0
     """Worker processes for ingest; 0 means one per CPU core."""
+    ray_address: str = ""
+    """Address (``HOST:PORT`` of its head) of a Ray cluster whose nodes decode, detect and embed for ingest; empty:
+    local worker processes. Catalog writes stay in the ingesting process."""
     threads_per_worker: int = 0
     """ONNX Runtime threads each ingest worker embeds with; 0 shares the cores out among the workers (all of
     them for a single worker). 1 keeps an ingest to one core per worker on a machine shared with others."""

@@ -176,14 +176,17 @@ class Engine:
         *,
         workers: int | None = None,
         progress: Progress | None = None,
+        ray_address: str | None = None,
     ) -> IngestReport:
-        """Index every image under ``paths`` into ``collection``; see ``engine/folders.py``."""
+        """Index every image under ``paths`` into ``collection``; see ``engine/folders.py``. ``ray_address`` (else
+        the setting) names a Ray cluster to analyse on instead of local workers (``engine/ray_cluster.py``)."""
         report = IngestReport(collection=collection)
         writer = self._writer(collection, actor, report)
         # Templates of the collection's recipe, whatever the settings say for new collections.
         settings = self.settings.replace(template_recipe=self.catalog.collection_recipe(writer.collection_id))
         try:
             workers = workers or settings.worker_count
+            settings = settings.replace(ray_address=ray_address) if ray_address else settings
             return ingest_folders(settings, self.catalog, writer, report, paths, workers, progress or Progress())
         finally:
             self.indexes.save()

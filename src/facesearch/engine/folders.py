@@ -1,6 +1,7 @@
 """Ingest from folders: files are found lazily, content already held is skipped after one hash, worker
-processes analyse the rest (``engine/ingest.py``), and results are written every ``ingest_batch_size`` images.
-An interrupted ingest keeps what it committed; running it again continues where it stopped."""
+processes analyse the rest (``engine/ingest.py``), or a Ray cluster's nodes (``engine/ray_cluster.py``), and results
+are written here every ``ingest_batch_size`` images. An interrupted ingest keeps what it committed; running it
+again continues where it stopped."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from facesearch.core.settings import Settings
 from facesearch.engine.batches import BatchWriter
 from facesearch.engine.files import FoundFile, count_found_files, find_files
 from facesearch.engine.ingest import FileTask, Progress, run_tasks, task_for
+from facesearch.engine.ray_cluster import run_on_ray
 from facesearch.store.catalog.store import Catalog
 from facesearch.vision.imaging import content_id_of, read_image_file, unsupported_advice
 
@@ -71,7 +73,11 @@ def ingest_folders(
                 yield task_for(path, settings, workers)
 
     batch: list[NewImage] = []
-    outcomes = run_tasks(tasks(), workers)
+    outcomes = (
+        run_on_ray(tasks(), settings.ray_address, settings.threads_per_worker or 1)
+        if settings.ray_address
+        else run_tasks(tasks(), workers)
+    )
     try:
         for outcome in outcomes:
             if outcome.unsupported:

@@ -58,17 +58,20 @@ def task_for(path: Path, settings: Settings, workers: int = 1) -> FileTask:
     )
 
 
-def analyse_file(task: FileTask) -> FileOutcome:
-    """Decode, detect, embed one file; never raises for a bad file (the reason is in ``error``)."""
+def analyse_file(task: FileTask, data: bytes | None = None, source_path: str | None = None) -> FileOutcome:
+    """Decode, detect, embed one file; never raises for a bad file (the reason is in ``error``). ``data`` and
+    ``source_path`` are the file's bytes and resolved path when the caller read it (a Ray node need not see the
+    file: ``engine/ray_cluster.py``); else they are read and resolved here."""
     try:
-        data = read_image_file(task.path, task.max_bytes)
+        if data is None:
+            data = read_image_file(task.path, task.max_bytes)
         # decode_image hashes the bytes again, though the main process hashed the file to skip known content:
         # the file may have changed since, and the stored content id must be that of the bytes analysed
         # (sha256 costs about 0.65 ms per MB here).
         loaded = decode_image(data, name=path_text(task.path), max_pixels=task.max_pixels, max_side=task.max_side)
         models = configured_models(task.embedder)
         faces = analyse_image(loaded, models, task.analysis)
-        source_path = path_text(task.path.resolve())  # valid UTF-8 whatever the name (core/paths.py)
+        source_path = source_path or path_text(task.path.resolve())  # valid UTF-8 whatever the name (core/paths.py)
     except UnsupportedFormatError as problem:
         return FileOutcome(task.path, None, problem.message, problem.image_format)
     except FacesearchError as problem:

@@ -1,0 +1,144 @@
+"""Scale-out: ``Engine.ingest`` on a Ray cluster of one node against two, the same dev images, side by side.
+
+Starts a cluster of its own with ``deploy/local-cluster`` in a temporary folder (nodes of one CPU each, the
+second on 127.0.0.2), first with the head node alone, then with the worker node added, and ingests the same
+images into a fresh data folder each time, alternating the order over the repeats when ``--repeats`` is more
+than one (one node, two nodes, two nodes, one node, ...). Two times are reported: the whole ``Engine.ingest``
+(connecting to the cluster, each node's worker process starting and loading the models, hashing, catalog writes),
+and the steady part, from the first file's result to the last (a new ingest is a new Ray job, whose worker
+processes start and load the models again: seconds that a second node cannot share). The issue's goal is two
+nodes at 1.8x one or better; on one machine the driver (hashing, catalog writes, Ray's own processes) shares the
+cores with the nodes, which is what this measures too.
+
+Markdown goes to stdout, progress to stderr.
+
+    python bench/scale_out.py                      # 100 dev images, 1 repeat
+    python bench/scale_out.py --images 100 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.ingest_throughput import default_dev_dir, select_images
+from facesearch.core.settings import Settings
+from facesearch.engine.engine import Engine
+from facesearch.engine.ingest import Progress
+from facesearch.safeguards.audit import Actor
+from facesearch.safeguards.governance import CollectionSpec
+from facesearch.safeguards.vault import generate_master_key
+
+ACTOR = Actor("scale-out-bench")
+LOCAL_CLUSTER = Path(__file__).resolve().parents[1] / "deploy" / "local-cluster"
+
+
+def cluster(directory: Path, nodes: int, *command: str) -> str:
+    """Run ``deploy/local-cluster COMMAND ray`` with ``nodes`` nodes; its output."""
+    env = {
+        **os.environ,
+        "FACESEARCH_CLUSTER_DIR": str(directory),
+        "FACESEARCH_RAY_NODES": str(nodes),
+        "PYTHON": os.environ.get("PYTHON", sys.executable),
+    }
+    run = subprocess.run([str(LOCAL_CLUSTER), *command, "ray"], env=env, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise SystemExit(f"deploy/local-cluster {' '.join(command)} ray failed: {run.stderr}")
+    return run.stdout
+
+
+class ResultTimes(Progress):
+    """When each file's result arrived."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def advance(self, path: Path) -> None:
+        self.times.append(time.perf_counter())
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    """The whole ingest."""
+    steady_seconds: float
+    """From the first file's result to the last."""
+    faces: int
+
+
+def ingest_once(address: str, images: list[Path], work: Path) -> Run:
+    """One ingest of ``images`` on the cluster at ``address``, into a fresh data folder."""
+    settings = Settings(data_dir=work / "data", master_key=generate_master_key())
+    spec = CollectionSpec.parse(
+        name="bench",
+        purpose="Scale-out benchmark on the dev set",
+        lawful_basis="legitimate-interests",
+        biometric_condition="substantial-public-interest",
+        retention="1d",
+    )
+    try:
+        with Engine.init(settings) as engine:
+            engine.create_collection(spec, ACTOR)
+            results = ResultTimes()
+            started = time.perf_counter()
+            report = engine.ingest("bench", images, ACTOR, ray_address=address, progress=results)
+            seconds = time.perf_counter() - started
+        if report.failed or report.images_added != len(images):
+            raise SystemExit(f"the ingest did not add every image: {report}")
+        return Run(seconds, results.times[-1] - results.times[0], report.faces_added)
+    finally:
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--dev", type=Path, default=default_dev_dir())
+    args = parser.parse_args()
+    images, kinds = select_images(args.dev, args.images)
+    directory = Path(tempfile.mkdtemp(prefix="fs-ray-"))
+    runs: dict[int, list[Run]] = {1: [], 2: []}
+    try:
+        for repeat in range(args.repeats):
+            for nodes in (1, 2) if repeat % 2 == 0 else (2, 1):
+                if nodes == 1:
+                    cluster(directory, 2, "stop")  # the worker node too, if it runs
+                output = cluster(directory, nodes, "start")
+                address = next(line.split("=", 1)[1] for line in output.splitlines() if "RAY_ADDRESS=" in line)
+                run = ingest_once(address, images, directory)
+                runs[nodes].append(run)
+                print(f"repeat {repeat + 1}, {nodes} node(s): {run}", file=sys.stderr)
+    finally:
+        cluster(directory, 2, "stop")
+        shutil.rmtree(directory, ignore_errors=True)
+
+    one = min(runs[1], key=lambda run: run.seconds)
+    two = min(runs[2], key=lambda run: run.seconds)
+    steady = len(images) - 1
+    print(f"# Scale-out on Ray ({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()})\n")
+    print(f"{len(images)} dev images ({', '.join(f'{n} {kind}' for kind, n in kinds.items())}), {one.faces} faces;")
+    print(f"best of {args.repeats}.\n")
+    print("| nodes (1 CPU each) | whole ingest, s | images/s | first to last result, s | images/s |")
+    print("|---|---|---|---|---|")
+    for nodes, run in ((1, one), (2, two)):
+        print(
+            f"| {nodes} | {run.seconds:.1f} | {len(images) / run.seconds:.2f} | {run.steady_seconds:.1f} | "
+            f"{steady / run.steady_seconds:.2f} |"
+        )
+    print(
+        f"\nTwo nodes against one: {one.seconds / two.seconds:.2f}x whole, "
+        f"{one.steady_seconds / two.steady_seconds:.2f}x first to last result (goal: 1.8x)."
+    )
+
+
+if __name__ == "__main__":
+    main()
