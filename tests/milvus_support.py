@@ -44,7 +44,7 @@ class MilvusTestServer:
 
     def restart(self) -> None:
         """Start the local cluster's server again (same port, same storage)."""
-        run = _cluster("start")
+        run = _cluster("start", "milvus")
         assert run.returncode == 0, run.stderr
         self.pid = int(_exports(run.stdout)["FACESEARCH_MILVUS_PID"])
 
@@ -67,8 +67,8 @@ def running_server() -> Iterator[MilvusTestServer]:
         data = os.environ.get("FACESEARCH_TEST_MILVUS_DATA", "")
         server = MilvusTestServer(given, Path(data) if data else None, None)
     else:
-        started = _cluster("status").returncode != 0
-        run = _cluster("start")
+        started = _cluster("status", "milvus").returncode != 0
+        run = _cluster("start", "milvus")
         if run.returncode != 0:
             unavailable(f"deploy/local-cluster start failed: {run.stderr.strip() or run.stdout.strip()}")
         exports = _exports(run.stdout)
@@ -86,4 +86,4 @@ def running_server() -> Iterator[MilvusTestServer]:
         unavailable(str(exc))
     yield server
     if started:
-        _cluster("stop")
+        _cluster("stop", "milvus")
