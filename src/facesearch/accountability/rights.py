@@ -11,6 +11,7 @@ from facesearch.core.errors import InvalidValueError
 from facesearch.core.records import Box
 from facesearch.engine.ciphers import OBJECTIONS_COLLECTION_ID
 from facesearch.engine.engine import Engine
+from facesearch.engine.search import AnalysedProbe
 from facesearch.safeguards.audit import AccessRequestEvent, Actor, ErasureEvent, ObjectionEvent
 from facesearch.safeguards.governance import require_purpose
 from facesearch.store.catalog.store import ErasureReceipt, FaceDetails
@@ -64,12 +65,17 @@ class SubjectRights:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def analyse(self, probe: ImageSource | AnalysedProbe) -> AnalysedProbe:
+        """The probe's faces (an image without one is an error): the service analyses before taking its lock."""
+        return probe if isinstance(probe, AnalysedProbe) else self.engine.analyse_probe(probe)
+
     def matching_faces(
-        self, probe: ImageSource, threshold: float | None = None
+        self, probe: ImageSource | AnalysedProbe, threshold: float | None = None
     ) -> tuple[str, float, list[tuple[float, FaceDetails]]]:
         """Every face in every collection that matches a face of the probe: (probe hash, threshold, matches)."""
         limit = self.engine.analyser.threshold(threshold)
-        loaded, faces = self.engine.analyser.analyse_or_fail(probe)
+        analysed = self.analyse(probe)
+        loaded, faces = analysed.image, analysed.faces
         collection_ids = sorted(self.engine.catalog.collection_names())
         # Exhaustive: an access or erasure request must find every face, whatever index a collection has.
         results = self.engine.find(faces, range(len(faces)), collection_ids, ACCESS_TOP_K, limit, exhaustive=True)
@@ -81,7 +87,7 @@ class SubjectRights:
 
     def access(
         self,
-        probe: ImageSource,
+        probe: ImageSource | AnalysedProbe,
         actor: Actor,
         reference: str,
         threshold: float | None = None,
@@ -123,7 +129,7 @@ class SubjectRights:
         actor: Actor,
         reference: str,
         *,
-        probe: ImageSource | None = None,
+        probe: ImageSource | AnalysedProbe | None = None,
         face_ids: Sequence[int] = (),
         image_ids: Sequence[int] = (),
         threshold: float | None = None,
@@ -167,8 +173,8 @@ class SubjectRights:
         objection_id = self._object(probe, actor, objection_agreement) if objection_agreement and probe else None
         return ErasureResult(receipt, objection_id)
 
-    def _object(self, probe: ImageSource, actor: Actor, agreement: str) -> int:
-        _, faces = self.engine.analyser.analyse_or_fail(probe)
+    def _object(self, probe: ImageSource | AnalysedProbe, actor: Actor, agreement: str) -> int:
+        faces = self.analyse(probe).faces
         largest = max(faces, key=lambda f: f.detection.box.area)
         sealed = self.engine.cipher(OBJECTIONS_COLLECTION_ID).seal_template(largest.embedding)
         return self.engine.catalog.add_protected_template(

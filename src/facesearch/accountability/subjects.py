@@ -18,6 +18,7 @@ from facesearch.accountability.rights import SubjectRights
 from facesearch.core.errors import ConflictError, InvalidValueError, NotFoundError
 from facesearch.core.results import UploadedImage
 from facesearch.engine.engine import Engine
+from facesearch.engine.uploads import PreparedUploads
 from facesearch.safeguards.audit import Actor, SubjectEvent
 from facesearch.safeguards.governance import require_purpose
 from facesearch.store.catalog.schema import SubjectExampleRow, SubjectRow
@@ -59,6 +60,15 @@ class SubjectInfo:
     recorded_by: str
     created_at: datetime
     examples: int
+
+
+@dataclass(frozen=True)
+class PreparedExample:
+    """An example photo analysed for a subject, not yet written."""
+
+    subject: str
+    subject_id: int
+    uploads: PreparedUploads
 
 
 @dataclass(frozen=True)
@@ -130,9 +140,23 @@ class Subjects:
 
     def add_example(self, name: str, filename: str, data: bytes, actor: Actor) -> UploadedImage:
         """Index the largest face of an uploaded photo as an example of the subject."""
+        return self.write_example(self.prepare_example(name, filename, data), actor)
+
+    def prepare_example(self, name: str, filename: str, data: bytes) -> PreparedExample:
+        """Check and analyse an example photo, writing nothing (the service does this before taking its lock)."""
         subject_id = self._id(name)
+        uploads = self.engine.prepare_uploads(self.collection, [(filename, data)], subject_id=subject_id, strict=True)
+        return PreparedExample(name, subject_id, uploads)
+
+    def write_example(self, prepared: PreparedExample, actor: Actor) -> UploadedImage:
+        """Write a prepared example, if its subject is still the one it was analysed for."""
+        if self._id(prepared.subject) != prepared.subject_id:
+            raise ConflictError(
+                f"subject {prepared.subject!r} was withdrawn and enrolled again while the photo was analysed; "
+                "send the example again"
+            )
         uploaded = self.engine.ingest_uploads(
-            self.collection, [(filename, data)], actor, subject_id=subject_id, strict=True
+            self.collection, prepared.uploads, actor, subject_id=prepared.subject_id, strict=True
         )
         return uploaded.images[0]
 

@@ -53,8 +53,8 @@ def _scoped(key: ApiKey, collection: str) -> None:
 def cluster(request: Request, name: str, body: Cluster, key: Annotated[ApiKey, Depends(allow(Role.INGEST))]) -> Any:
     _scoped(key, name)
     svc = service(request)
-    with svc.lock:
-        return to_plain(People(svc.engine).cluster(name, key.actor, full=body.full))
+    report = People(svc.engine).cluster(name, key.actor, full=body.full, reading=svc.reading, writing=svc.writing)
+    return to_plain(report)
 
 
 @router.get(

@@ -73,8 +73,10 @@ def add_example(
 ) -> Any:
     svc = service(request)
     filename, data = read_upload(file, svc.engine.settings.max_file_bytes)
-    with svc.lock:
-        return to_plain(subjects_for(request, key).add_example(name, filename, data, key.actor))
+    subjects = subjects_for(request, key)
+    prepared = subjects.prepare_example(name, filename, data)  # the expensive part, with no lock held
+    with svc.writing():
+        return to_plain(subjects.write_example(prepared, key.actor))
 
 
 @router.delete(

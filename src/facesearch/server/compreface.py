@@ -147,8 +147,10 @@ def add_example(
 ) -> Any:
     svc = service(request)
     filename, data = read_upload(file, svc.engine.settings.max_file_bytes)
-    with svc.lock:
-        added = subjects_for(request, key).add_example(subject, filename, data, key.actor)
+    subjects = subjects_for(request, key)
+    prepared = subjects.prepare_example(subject, filename, data)  # the expensive part, with no lock held
+    with svc.writing():
+        added = subjects.write_example(prepared, key.actor)
     return {"image_id": str(added.image_id), "subject": subject}
 
 
