@@ -25,7 +25,7 @@ from facesearch.safeguards.audit import RefusalEvent, ViewEvent
 from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.locking import ReadWriteLock
 from facesearch.server.params import MAX_ROW_ID
-from facesearch.server.ratelimit import RateLimiter
+from facesearch.server.ratelimit import Limiter, limiter_for
 from facesearch.server.viewing import Shown
 from facesearch.store.catalog.browse import MAX_PAGE, check_page
 from facesearch.store.keys import KeyStore
@@ -41,7 +41,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Items per page (at
 class Service:
     engine: Engine
     keys: KeyStore
-    limiter: RateLimiter
+    limiter: Limiter
     access: ReadWriteLock = field(default_factory=ReadWriteLock)
     """Searches and reads of the catalog share it; writes hold it alone. Image analysis (the expensive part of a
     search or an upload) happens before either is taken, and key checks and audit entries need neither."""
@@ -63,7 +63,9 @@ class Service:
 
     @classmethod
     def over(cls, engine: Engine) -> Service:
-        return cls(engine, KeyStore(engine.catalog), RateLimiter(engine.settings.search_rate_per_minute))
+        return cls(
+            engine, KeyStore(engine.catalog), limiter_for(engine.catalog, engine.settings.search_rate_per_minute)
+        )
 
     def warm_up(self) -> None:
         """Load the detector, landmark model and embedder now (the ONNX graph is built on first start)."""
