@@ -1,6 +1,7 @@
 """Several server processes on one PostgreSQL catalog: two ``facesearch serve`` over one data folder, and
 ``facesearch serve --workers 2``. A key's rate limit holds across the processes, an upload through one is found by a
-search through the other, and the audit chain stays linear; with SQLite, more than one worker is refused."""
+search through the other, the pictures of a search's matches follow uncounted whichever process serves them, and the
+audit chain stays linear; with SQLite, more than one worker is refused."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from facesearch.store.keys import KeyStore
 from server_support import ADMIN, FIXTURES, SEARCH_PURPOSE, Gallery, live_server, news_spec, prepare_gallery
 
 RATE = 5
+shown_last: list[int] = []
+"""The faces the last ``search`` showed."""
 HELD_OUT = ("obama__1.jpg", "obama__2.jpg")
 
 
@@ -64,6 +67,7 @@ def search(base: str, gallery: Gallery, photo: Path) -> list[str]:
         timeout=120,
     )
     assert response.status_code == 200, response.text
+    shown_last[:] = [match["face_id"] for probe in response.json()["results"] for match in probe["matches"]]
     return [Path(match["image_path"]).name for probe in response.json()["results"] for match in probe["matches"]]
 
 
@@ -104,9 +108,13 @@ def test_two_servers_share_rate_limits_find_each_others_uploads_and_one_audit_ch
             timeout=120,
         )
         assert uploaded.status_code == 200 and uploaded.json()["report"]["faces_added"] == 1, uploaded.text
-        assert "upload:obama__1.jpg" in search(
-            second, gallery, probe
-        )  # the upload through the first, found by the second
+        found = search(second, gallery, probe)  # the upload through the first, found by the second
+        assert "upload:obama__1.jpg" in found
+        for face_id in shown_last:  # the thumbnails of the search's matches, through the other server: not counted
+            thumbnail = httpx2.get(
+                f"{first}/v1/faces/{face_id}/thumbnail", headers=headers(gallery, "search"), timeout=60
+            )
+            assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
 
         statuses = [page(first if n % 2 else second, gallery) for n in range(RATE + 2)]
         assert statuses == [200] * (RATE - 2) + [429] * 4  # two searches above, then RATE across both servers

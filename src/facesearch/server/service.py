@@ -26,7 +26,7 @@ from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.locking import ReadWriteLock
 from facesearch.server.params import MAX_ROW_ID
 from facesearch.server.ratelimit import Limiter, limiter_for
-from facesearch.server.viewing import Shown
+from facesearch.server.viewing import Shown, ShownItems, shown_for
 from facesearch.store.catalog.browse import MAX_PAGE, check_page
 from facesearch.store.keys import KeyStore
 
@@ -45,7 +45,7 @@ class Service:
     access: ReadWriteLock = field(default_factory=ReadWriteLock)
     """Searches and reads of the catalog share it; writes hold it alone. Image analysis (the expensive part of a
     search or an upload) happens before either is taken, and key checks and audit entries need neither."""
-    shown: Shown = field(default_factory=Shown)
+    shown: ShownItems = field(default_factory=Shown)
     """Faces and images each key was just shown, whose pictures follow without counting again."""
 
     def reading(self) -> AbstractContextManager[None]:
@@ -63,9 +63,9 @@ class Service:
 
     @classmethod
     def over(cls, engine: Engine) -> Service:
-        return cls(
-            engine, KeyStore(engine.catalog), limiter_for(engine.catalog, engine.settings.search_rate_per_minute)
-        )
+        catalog = engine.catalog
+        limiter = limiter_for(catalog, engine.settings.search_rate_per_minute)
+        return cls(engine, KeyStore(catalog), limiter, shown=shown_for(catalog))
 
     def warm_up(self) -> None:
         """Load the detector, landmark model and embedder now (the ONNX graph is built on first start)."""

@@ -212,3 +212,16 @@ class RateLimitCallRow(Base):
     key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
     at: Mapped[float] = mapped_column(Float)
     """Seconds since the epoch, by the clock of the server that counted it."""
+
+
+class ShownItemRow(Base):
+    """A face or image a counted read just showed an API key, whose picture then follows uncounted, when rate limits
+    are kept in the catalog (``store/rate_limits.py``): the key's next picture may be asked of another process."""
+
+    __tablename__ = "shown_items"
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    """``face`` or ``image``."""
+    item_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[float] = mapped_column(Float)
+    """Seconds since the epoch when it was last shown."""
