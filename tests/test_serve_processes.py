@@ -18,7 +18,9 @@ import pytest
 from facesearch.core.settings import Settings
 from facesearch.engine.engine import Engine
 from facesearch.safeguards.vault import generate_master_key
+from facesearch.store.catalog.store import Catalog
 from facesearch.store.keys import KeyStore
+from facesearch.store.rate_limits import CatalogShown
 from server_support import ADMIN, FIXTURES, SEARCH_PURPOSE, Gallery, live_server, news_spec, prepare_gallery
 
 RATE = 5
@@ -145,3 +147,27 @@ def test_more_than_one_worker_on_sqlite_is_refused(tmp_path: Path) -> None:
     assert (
         "--workers 2 needs the catalog on a database server" in run.stderr and "FACESEARCH_DATABASE_URL" in run.stderr
     )
+
+
+@pytest.mark.postgres
+def test_two_processes_recording_the_same_faces_shown_do_not_collide(tmp_path: Path, postgres_url: str) -> None:
+    """Two catalogs (as two processes have) record that one key was shown the same faces, again and again at once:
+    each record is taken in turn (the key's row locked), none fails on a row the other just added."""
+    settings = Settings(data_dir=tmp_path / "data", master_key=generate_master_key(), database_url=postgres_url)
+    with Engine.init(settings) as engine:
+        key, _ = KeyStore(engine.catalog).create("fact-check desk", "search", ADMIN, purpose=SEARCH_PURPOSE)
+    catalogs = [Catalog.open(postgres_url), Catalog.open(postgres_url)]
+    try:
+        shown = [CatalogShown(catalog) for catalog in catalogs]
+
+        def record(which: int) -> None:
+            for _ in range(40):
+                shown[which].add(key.id, face_ids=range(1, 21), image_ids=range(1, 11))
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(record, [0, 1]))  # re-raises what a thread raised
+        assert shown[1].covers(key.id, face_ids=range(1, 21), image_ids=range(1, 11))
+        assert not shown[0].covers(key.id, face_ids=[21])
+    finally:
+        for catalog in catalogs:
+            catalog.close()

@@ -53,13 +53,17 @@ class CatalogShown:
     def __init__(self, catalog: Catalog, clock: Callable[[], float] = time.time) -> None:
         self._catalog = catalog
         self._clock = clock
+        self._lock = threading.Lock()
 
     def add(self, key_id: int, face_ids: Iterable[int] = (), image_ids: Iterable[int] = ()) -> None:
         """Remember that ``key_id`` was shown these faces and images now (and forget what it saw too long ago)."""
         items = _items(face_ids, image_ids)
         now = self._clock()
         mine = ShownItemRow.key_id == key_id
-        with self._catalog.sessions.begin() as session:
+        with self._lock, self._catalog.sessions.begin() as session:
+            # one writer per key at a time across processes: two reads showing the same faces would otherwise both
+            # delete nothing and both insert them, and the second would fail on the row the first just added
+            session.execute(select(ApiKeyRow.id).where(ApiKeyRow.id == key_id).with_for_update())
             session.execute(delete(ShownItemRow).where(mine, ShownItemRow.at <= now - SHOWN_SECONDS))
             if items:
                 session.execute(
