@@ -7,7 +7,9 @@ Then, in the same run, ``--rounds`` rounds (default 2) of these phases of ``--se
 client counts in the opposite order from one round to the next, so that a change in the machine's load weighs
 on all of them alike:
 
-1. **1, 2 and 6 clients** (``--clients``), each a thread posting ``/v1/search`` again and again, a new request as
+1. **1, 2 and 6 clients** (``--clients``), each a process of its own (forked; ``http.client``, request bodies
+   encoded beforehand, so that the clients' own CPU stays small; ``--thread-clients``: threads of this process with
+   httpx, as before) posting ``/v1/search`` again and again, a new request as
    soon as its last one is answered, with probe photos that are not in the gallery (the same fixed list, each
    client starting at another place in it). Reported: searches answered per second in each round, its ratio to
    1 client in the same round and the median ratio, p50 and p95 latency over the rounds, errors;
@@ -33,8 +35,11 @@ figures. A default run takes about two minutes.
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import json
+import multiprocessing
+import multiprocessing.process
 import os
 import statistics
 import subprocess
@@ -44,6 +49,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx2
@@ -104,6 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 2, 6], help="client counts (default 1 2 6)")
     parser.add_argument("--data", type=Path, default=None, help="the dev set (default: ../shared/faces/dev)")
     parser.add_argument("--src", type=Path, default=REPO / "src", help="the facesearch sources to serve")
+    parser.add_argument(
+        "--thread-clients",
+        action="store_true",
+        help="search from threads of this process with httpx (as before), not from a light process per client",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     photos = candidate_images(args.data or default_dev_dir())
@@ -156,14 +167,16 @@ def _measure(
             for clients in order:
                 _log(f"round {round_number}: {clients} client(s) searching for {args.seconds:.0f} s")
                 phase = Phase(f"{clients} client(s)", clients, round_number, args.seconds)
-                phases.append(_run(phase, server, probe_bytes))
+                phases.append(_run(phase, server, probe_bytes, light=not args.thread_clients))
             _log(f"round {round_number}: 1 client searching during uploads for {args.seconds:.0f} s")
             phase = Phase(DURING_UPLOADS, 1, round_number, args.seconds)
-            phases.append(_run(phase, server, probe_bytes, uploads))
+            phases.append(_run(phase, server, probe_bytes, uploads, light=not args.thread_clients))
     return phases
 
 
-def _run(phase: Phase, server: Server, probes: Sequence[bytes], uploads: Sequence[Path] = ()) -> Phase:
+def _run(
+    phase: Phase, server: Server, probes: Sequence[bytes], uploads: Sequence[Path] = (), *, light: bool = True
+) -> Phase:
     stop = threading.Event()
     lock = threading.Lock()
 
@@ -201,19 +214,75 @@ def _run(phase: Phase, server: Server, probes: Sequence[bytes], uploads: Sequenc
                     else:
                         phase.errors.append(f"upload: {response.status_code} {response.text[:200]}")
 
-    threads = [threading.Thread(target=search, args=(client,)) for client in range(phase.clients)]
-    if uploads:
-        threads.append(threading.Thread(target=upload))
+    threads = [threading.Thread(target=upload)] if uploads else []
+    if not light:
+        threads += [threading.Thread(target=search, args=(client,)) for client in range(phase.clients)]
+    searchers = _light_searchers(phase, server, probes) if light else []
     started, cpu = time.perf_counter(), server.cpu_seconds()
     for thread in threads:
         thread.start()
+    for process, _ in searchers:
+        process.start()
     time.sleep(phase.seconds)
     stop.set()
     for thread in threads:
         thread.join()
+    for process, answers in searchers:
+        latencies, errors = answers.recv()
+        process.join()
+        phase.latencies += latencies
+        phase.errors += errors
     phase.seconds = time.perf_counter() - started  # to the last answer: requests under way are counted
     phase.server_cpu_seconds = server.cpu_seconds() - cpu
     return phase
+
+
+def _light_searchers(
+    phase: Phase, server: Server, probes: Sequence[bytes]
+) -> list[tuple[multiprocessing.process.BaseProcess, Connection]]:
+    """One process per client (forked, so nothing is imported again), each posting searches with ``http.client``
+    and bodies encoded beforehand, until the phase's time is up: the clients' own CPU stays small and off the
+    server's interpreter."""
+    context = multiprocessing.get_context("fork")
+    deadline = time.time() + phase.seconds
+    made: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+    for client in range(phase.clients):
+        first = client * len(probes) // max(phase.clients, 1)
+        ours, theirs = context.Pipe(duplex=False)
+        made.append((context.Process(target=_search_until, args=(server, probes, first, deadline, theirs)), ours))
+    return made
+
+
+def _search_until(server: Server, probes: Sequence[bytes], first: int, deadline: float, answers: Connection) -> None:
+    boundary = "facesearch-bench-boundary"
+    bodies = [
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="probe.jpg"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+        for data in probes
+    ]
+    headers = {"X-API-Key": server.search_key, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    host, port = server.base.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=120)
+    latencies: list[float] = []
+    errors: list[str] = []
+    position = first
+    while time.time() < deadline:
+        body = bodies[position % len(bodies)]
+        position += 1
+        started = time.perf_counter()
+        connection.request("POST", "/v1/search", body=body, headers=headers)
+        response = connection.getresponse()
+        text = response.read()
+        if response.status in (200, 422):  # 422: no face in that probe
+            latencies.append(time.perf_counter() - started)
+        else:
+            errors.append(f"{response.status} {text[:200]!r}")
+    connection.close()
+    answers.send((latencies, errors))
 
 
 def _distinct(path: Path, number: int) -> bytes:

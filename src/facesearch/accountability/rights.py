@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from facesearch.core.errors import DataFolderError, InvalidValueError
 from facesearch.core.records import Box
 from facesearch.core.settings import TEMPLATE_RECIPES
 from facesearch.engine.ciphers import OBJECTIONS_COLLECTION_ID
 from facesearch.engine.engine import Engine
+from facesearch.engine.search import AnalysedProbe
 from facesearch.safeguards.audit import AccessRequestEvent, Actor, ErasureEvent, ObjectionEvent
 from facesearch.safeguards.governance import require_purpose
 from facesearch.store.catalog.store import ErasureReceipt, FaceDetails
@@ -65,12 +67,28 @@ class SubjectRights:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def analyse(self, probe: ImageSource | AnalysedProbe, *, for_objection: bool = False) -> AnalysedProbe:
+        """The probe's faces (an image without one is an error), embedded for every recipe held, or with
+        ``for_objection`` for every recipe there is: the service analyses before taking its lock."""
+        if isinstance(probe, AnalysedProbe):
+            return probe
+        if not for_objection:
+            return self.engine.analyse_probe(probe)
+        # One protected template per recipe, so that any collection, whatever its recipe, recognises the face
+        # (a recipe whose model cannot run here cannot make the faces it would have to recognise either).
+        try:
+            loaded, faces = self.engine.analyser.analyse_or_fail(probe, also=TEMPLATE_RECIPES)
+        except DataFolderError:
+            dlib_recipes = [recipe for recipe in TEMPLATE_RECIPES if recipe.startswith("dlib-")]
+            loaded, faces = self.engine.analyser.analyse_or_fail(probe, also=dlib_recipes)
+        return AnalysedProbe(loaded, faces, str(probe) if isinstance(probe, Path) else "uploaded image")
+
     def matching_faces(
-        self, probe: ImageSource, threshold: float | None = None
+        self, probe: ImageSource | AnalysedProbe, threshold: float | None = None
     ) -> tuple[str, float, list[tuple[float, FaceDetails]]]:
         """Every face in every collection that matches a face of the probe: (probe hash, threshold, matches)."""
         limit = self.engine.analyser.threshold(threshold)
-        analysed = self.engine.analyse_probe(probe)  # embedded for every recipe held
+        analysed = self.analyse(probe)  # embedded for every recipe held
         loaded, faces = analysed.image, analysed.faces
         collection_ids = sorted(self.engine.catalog.collection_names())
         # Exhaustive: an access or erasure request must find every face, whatever index a collection has.
@@ -83,7 +101,7 @@ class SubjectRights:
 
     def access(
         self,
-        probe: ImageSource,
+        probe: ImageSource | AnalysedProbe,
         actor: Actor,
         reference: str,
         threshold: float | None = None,
@@ -125,7 +143,7 @@ class SubjectRights:
         actor: Actor,
         reference: str,
         *,
-        probe: ImageSource | None = None,
+        probe: ImageSource | AnalysedProbe | None = None,
         face_ids: Sequence[int] = (),
         image_ids: Sequence[int] = (),
         threshold: float | None = None,
@@ -169,16 +187,10 @@ class SubjectRights:
         objection_id = self._object(probe, actor, objection_agreement) if objection_agreement and probe else None
         return ErasureResult(receipt, objection_id)
 
-    def _object(self, probe: ImageSource, actor: Actor, agreement: str) -> int:
-        # One protected template per recipe, so that any collection, whatever its recipe, recognises the face
-        # (a recipe whose model cannot run here cannot make the faces it would have to recognise either).
-        recipes: tuple[str, ...] = TEMPLATE_RECIPES
-        try:
-            _, faces = self.engine.analyser.analyse_or_fail(probe, also=recipes)
-        except DataFolderError:
-            recipes = tuple(recipe for recipe in TEMPLATE_RECIPES if recipe.startswith("dlib-"))
-            _, faces = self.engine.analyser.analyse_or_fail(probe, also=recipes)
+    def _object(self, probe: ImageSource | AnalysedProbe, actor: Actor, agreement: str) -> int:
+        faces = self.analyse(probe, for_objection=True).faces
         largest = max(faces, key=lambda f: f.detection.box.area)
+        recipes = (largest.recipe, *largest.templates)
         seal = self.engine.cipher(OBJECTIONS_COLLECTION_ID).seal_template
         return self.engine.catalog.add_protected_template(
             {recipe: seal(largest.template(recipe)) for recipe in recipes},

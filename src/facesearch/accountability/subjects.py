@@ -18,6 +18,7 @@ from facesearch.accountability.rights import SubjectRights
 from facesearch.core.errors import ConflictError, InvalidValueError, NotFoundError
 from facesearch.core.results import UploadedImage
 from facesearch.engine.engine import Engine
+from facesearch.engine.uploads import PreparedUploads
 from facesearch.safeguards.audit import Actor, SubjectEvent
 from facesearch.safeguards.governance import require_purpose
 from facesearch.store.catalog.schema import SubjectExampleRow, SubjectRow
@@ -70,6 +71,17 @@ class SubjectInfo:
     recorded_by: str
     created_at: datetime
     examples: int
+
+
+@dataclass(frozen=True)
+class PreparedExample:
+    """An example photo analysed for a subject, not yet written."""
+
+    subject: str
+    subject_id: int | None
+    """None: a subject to enrol (with ``enrol_with``) as the example is written."""
+    uploads: PreparedUploads
+    enrol_with: Consent | None = None
 
 
 @dataclass(frozen=True)
@@ -153,17 +165,45 @@ class Subjects:
         """Index the largest face of an uploaded photo as an example of the subject; with ``only_face_above`` (a
         detection score), the photo must show exactly one face scoring above it. A subject not enrolled yet is
         enrolled with ``enrol_with`` (as CompreFace does), once the photo has passed, or refused without it."""
+        prepared = self.prepare_example(name, filename, data, only_face_above=only_face_above, enrol_with=enrol_with)
+        return self.write_example(prepared, actor)
+
+    def prepare_example(
+        self,
+        name: str,
+        filename: str,
+        data: bytes,
+        *,
+        only_face_above: float | None = None,
+        enrol_with: Consent | None = None,
+    ) -> PreparedExample:
+        """Check and analyse an example photo (see ``add_example``), writing nothing: the service does this before
+        taking its lock."""
         subject_id = self._id_or_none(name)
         if subject_id is None and enrol_with is None:
             self._id(name)  # refused, naming the subject
-        prepared = self.engine.prepare_uploads(
+        uploads = self.engine.prepare_uploads(
             self.collection, [(filename, data)], subject_id=0, strict=True, only_face_above=only_face_above
         )
+        return PreparedExample(name, subject_id, uploads, enrol_with)
+
+    def write_example(self, prepared: PreparedExample, actor: Actor) -> UploadedImage:
+        """Write a prepared example, if its subject is still the one it was analysed for (enrolling it first where
+        it was to be enrolled)."""
+        subject_id = self._id_or_none(prepared.subject)
+        if prepared.subject_id is not None and subject_id != prepared.subject_id:
+            raise ConflictError(
+                f"subject {prepared.subject!r} was withdrawn (and perhaps enrolled again) while the photo was "
+                "analysed; send the example again"
+            )
         if subject_id is None:
-            assert enrol_with is not None
-            subject_id = self.enrol(name, enrol_with, actor).id
-        prepared.analysed = [(replace(image, subject_id=subject_id), kept) for image, kept in prepared.analysed]
-        uploaded = self.engine.ingest_uploads(self.collection, prepared, actor, subject_id=subject_id, strict=True)
+            if prepared.enrol_with is None:
+                self._id(prepared.subject)  # refused, naming the subject
+            assert prepared.enrol_with is not None
+            subject_id = self.enrol(prepared.subject, prepared.enrol_with, actor).id
+        uploads = prepared.uploads
+        uploads.analysed = [(replace(image, subject_id=subject_id), kept) for image, kept in uploads.analysed]
+        uploaded = self.engine.ingest_uploads(self.collection, uploads, actor, subject_id=subject_id, strict=True)
         return uploaded.images[0]
 
     def example_images(self, name: str | None = None) -> list[tuple[int, str]]:

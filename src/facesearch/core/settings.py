@@ -149,6 +149,10 @@ class Settings:
     """Address ``facesearch serve`` listens on; loopback by default (put a TLS proxy in front to expose it)."""
     port: int = 8000
     """Port ``facesearch serve`` listens on."""
+    server_workers: int = 1
+    """Processes ``facesearch serve`` answers requests in, each with every model loaded (about 300 MB each). More than
+    1 needs the catalog on a database server (``database_url``): the processes share the rate limits through it, and
+    each brings its vector indexes up to the others' writes before it reads them."""
     search_rate_per_minute: int = 30
     """Searches (search, recognize, verify, detect, access requests) one API key may make per minute; more
     are refused with 429 and audited, so that the API cannot be used to enumerate a gallery."""
@@ -169,6 +173,7 @@ class Settings:
             "search_top_k",
             "ingest_batch_size",
             "port",
+            "server_workers",
             "search_rate_per_minute",
             "max_upload_files",
             "purge_interval_minutes",

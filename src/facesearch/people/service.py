@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -124,6 +125,26 @@ class Graph(NamedTuple):
     jaccard: npt.NDArray[np.float32]
 
 
+Scope = Callable[[], AbstractContextManager[object]]
+"""A lock scope to hold while reading or writing (the server's; none for the library and the command line)."""
+CLUSTER_ATTEMPTS = 3
+"""Groupings computed with no lock held before one is computed under the write scope."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A grouping computed from what the collection held when it was read (``state``), not yet written."""
+
+    collection: str
+    collection_id: int
+    full: bool
+    state: int
+    faces: int
+    low_quality: list[int]
+    changed: dict[int, int]
+    groups: dict[int, list[int]]
+
+
 class People:
     def __init__(self, engine: Engine, quality: QualityRule | None = None) -> None:
         self.engine = engine
@@ -133,49 +154,75 @@ class People:
     # -- clustering --------------------------------------------------------------------------------
 
     def cluster(
-        self, collection: str, actor: Actor, *, full: bool = False, progress: Callable[[str], None] | None = None
+        self,
+        collection: str,
+        actor: Actor,
+        *,
+        full: bool = False,
+        reading: Scope = nullcontext,
+        writing: Scope = nullcontext,
+        progress: Callable[[str], None] | None = None,
     ) -> ClusterReport:
         """Put every clusterable face of ``collection`` into a person. Incremental by default: new faces
         join the person of their nearest grouped neighbours or form new people; ``full`` regroups every
-        face that no person placed by hand. ``progress`` is told each of CLUSTER_STEPS as it starts."""
+        face that no person placed by hand. ``progress`` is told each of CLUSTER_STEPS as it starts.
+
+        The faces are read under ``reading`` and grouped under no lock; the result is written under ``writing``
+        if the collection's faces and people are as they were read, else read and grouped again (the last
+        attempt groups under ``writing``), so that a server's searches and uploads go on while it groups."""
         step = progress or (lambda _: None)
         started = time.perf_counter()
-        collection_id = self._allowed(collection)
-        step(CLUSTER_STEPS[0])
-        qualities = self.store.qualities(collection_id)
-        eligible = [q.face_id for q in qualities if self.quality.accepts(q)]
-        low_quality = sorted(set(q.face_id for q in qualities) - set(eligible))
-        data = self.store.cluster_input(collection_id, eligible, self.engine.cipher(collection_id).open_template)
-        step(CLUSTER_STEPS[1])
-        graph = self._graph(collection_id, data)
-        views = grouping_views(collection, self.engine.catalog.collection_recipe(collection_id))
+        for _ in range(CLUSTER_ATTEMPTS - 1):
+            plan = self._plan(collection, full, reading, step)
+            with writing():
+                if self.store.cluster_state(plan.collection_id) == plan.state:
+                    return self._write(plan, actor, started, step)
+        with writing():  # changed under every attempt: group with this process's writes kept out
+            return self._write(self._plan(collection, full, reading, step), actor, started, step)
+
+    def _plan(self, collection: str, full: bool, reading: Scope, step: Callable[[str], None]) -> _Plan:
+        with reading():
+            collection_id = self._allowed(collection)
+            step(CLUSTER_STEPS[0])
+            state = self.store.cluster_state(collection_id)
+            qualities = self.store.qualities(collection_id)
+            eligible = [q.face_id for q in qualities if self.quality.accepts(q)]
+            low_quality = sorted(set(q.face_id for q in qualities) - set(eligible))
+            data = self.store.cluster_input(collection_id, eligible, self.engine.cipher(collection_id).open_template)
+            step(CLUSTER_STEPS[1])
+            neighbours = self._neighbours(collection_id, data)
+            views = grouping_views(collection, self.engine.catalog.collection_recipe(collection_id))
+        graph = _graph_of(data, *neighbours)
         step(CLUSTER_STEPS[2])
         if full:
             assignment, groups = _regroup(data, graph, GROUP_THRESHOLDS[views], LONE_FACES[views])
         else:
             assignment, groups = _extend(data, graph, GROUP_THRESHOLDS[views], LONE_FACES[views])
         changed = {face: person for face, person in assignment.items() if person != _person_of(data, face)}
+        return _Plan(collection, collection_id, full, state, len(data.face_ids), low_quality, changed, groups)
 
+    def _write(self, plan: _Plan, actor: Actor, started: float, step: Callable[[str], None]) -> ClusterReport:
         def event(created: int, dropped: int) -> Event:
             return PeopleEvent(
                 actor=actor,
-                collection=collection,
-                change="cluster-full" if full else "cluster",
-                faces=len(data.face_ids),
+                collection=plan.collection,
+                change="cluster-full" if plan.full else "cluster",
+                faces=plan.faces,
                 people_created=created,
                 people_dropped=dropped,
-                faces_moved=len(changed),
-                low_quality=len(low_quality),
+                faces_moved=len(plan.changed),
+                low_quality=len(plan.low_quality),
             )
 
         step(CLUSTER_STEPS[3])
-        created, dropped = self.store.assign(collection_id, changed, groups, low_quality, event)
+        collection_id = plan.collection_id
+        created, dropped = self.store.assign(collection_id, plan.changed, plan.groups, plan.low_quality, event)
         return ClusterReport(
-            collection=collection,
-            full=full,
-            faces=len(data.face_ids),
-            low_quality=len(low_quality),
-            assigned_to_existing=sum(1 for person in changed.values() if person >= 0),
+            collection=plan.collection,
+            full=plan.full,
+            faces=plan.faces,
+            low_quality=len(plan.low_quality),
+            assigned_to_existing=sum(1 for person in plan.changed.values() if person >= 0),
             new_people=created,
             people_dropped=dropped,
             people=self.store.people_count(collection_id),
@@ -183,23 +230,16 @@ class People:
         )
 
     def _graph(self, collection_id: int, data: ClusterInput) -> Graph:
-        """Each face's NEIGHBOURS nearest faces within GRAPH_RADIUS, found with the collection's vector
-        index, and the re-ranking's Jaccard distance per edge."""
-        empty = Graph((np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)), np.ones(0, np.float32))
+        """The neighbour graph of ``data`` from the collection's vector index (see ``_graph_of``)."""
+        return _graph_of(data, *self._neighbours(collection_id, data))
+
+    def _neighbours(
+        self, collection_id: int, data: ClusterInput
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Each face's NEIGHBOURS + 1 nearest faces in the collection's vector index: (distances, ids)."""
         if not len(data.face_ids):
-            return empty
-        position = {int(face_id): i for i, face_id in enumerate(data.face_ids)}
-        distances, ids = self.engine.indexes.index(collection_id).search(data.vectors, NEIGHBOURS + 1)
-        sources, targets, weights = [], [], []
-        for i, (row_distances, row_ids) in enumerate(zip(distances, ids, strict=True)):
-            for distance, face_id in zip(row_distances, row_ids, strict=True):
-                j = position.get(int(face_id))
-                if j is not None and j != i and distance <= GRAPH_RADIUS:
-                    sources.append(i)
-                    targets.append(j)
-                    weights.append(distance)
-        edges = np.array(sources, np.int64), np.array(targets, np.int64), np.array(weights, np.float32)
-        return Graph(edges, reciprocal_jaccard(data.vectors, edges, RECIPROCAL_NEIGHBOURS, EXPANSION))
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64)
+        return self.engine.indexes.index(collection_id).search(data.vectors, NEIGHBOURS + 1)
 
     # -- people ------------------------------------------------------------------------------------
 
@@ -267,6 +307,25 @@ class People:
                 f"allows it, run 'facesearch collection set {collection} --allow-people --reason ...'"
             )
         return self.engine.catalog.collection_id(collection)
+
+
+def _graph_of(data: ClusterInput, distances: npt.NDArray[np.float32], ids: npt.NDArray[np.int64]) -> Graph:
+    """The neighbour graph within GRAPH_RADIUS from each face's nearest faces, and the re-ranking's Jaccard
+    distance per edge."""
+    empty = Graph((np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)), np.ones(0, np.float32))
+    if not len(data.face_ids):
+        return empty
+    position = {int(face_id): i for i, face_id in enumerate(data.face_ids)}
+    sources, targets, weights = [], [], []
+    for i, (row_distances, row_ids) in enumerate(zip(distances, ids, strict=True)):
+        for distance, face_id in zip(row_distances, row_ids, strict=True):
+            j = position.get(int(face_id))
+            if j is not None and j != i and distance <= GRAPH_RADIUS:
+                sources.append(i)
+                targets.append(j)
+                weights.append(distance)
+    edges = np.array(sources, np.int64), np.array(targets, np.int64), np.array(weights, np.float32)
+    return Graph(edges, reciprocal_jaccard(data.vectors, edges, RECIPROCAL_NEIGHBOURS, EXPANSION))
 
 
 def _person_of(data: ClusterInput, face_id: int) -> int:

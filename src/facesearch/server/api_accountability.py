@@ -96,8 +96,10 @@ def rights_access(
     svc = service(request)
     svc.count_search(key, "access request")
     _, data = read_upload(file, svc.engine.settings.max_file_bytes)
+    rights = SubjectRights(svc.engine)
+    probe = rights.analyse(data)  # the expensive part, with no lock held
     with svc.reading():
-        answer = SubjectRights(svc.engine).access(data, key.actor, reference, asked_as=REFERENCE_FIELD)
+        answer = rights.access(probe, key.actor, reference, asked_as=REFERENCE_FIELD)
         svc.engine.catalog.audit.record(
             ExportEvent(
                 actor=key.actor,
@@ -127,9 +129,12 @@ def rights_erase(
     ] = "",
 ) -> Any:
     svc = service(request)
-    probe = read_upload(file, svc.engine.settings.max_file_bytes)[1] if file is not None else None
-    with svc.lock:
-        result = SubjectRights(svc.engine).erase(
+    rights = SubjectRights(svc.engine)
+    data = read_upload(file, svc.engine.settings.max_file_bytes)[1] if file is not None else None
+    # The expensive part, with no lock held (for an objection, with a template of every recipe to protect).
+    probe = rights.analyse(data, for_objection=bool(objection)) if data is not None else None
+    with svc.writing():
+        result = rights.erase(
             key.actor,
             reference,
             probe=probe,

@@ -55,8 +55,8 @@ def _scoped(key: ApiKey, collection: str) -> None:
 def cluster(request: Request, name: str, body: Cluster, key: Annotated[ApiKey, Depends(allow(Role.INGEST))]) -> Any:
     _scoped(key, name)
     svc = service(request)
-    with svc.lock:
-        return to_plain(People(svc.engine).cluster(name, key.actor, full=body.full))
+    report = People(svc.engine).cluster(name, key.actor, full=body.full, reading=svc.reading, writing=svc.writing)
+    return to_plain(report)
 
 
 CLUSTER_JOB = "people-cluster"
@@ -79,8 +79,8 @@ def start_cluster_job(
     People(svc.engine).check_allowed(name)  # catalog reads, no lock: refused now, not in the job (which checks again)
 
     def work(progress: Callable[[str], None]) -> Any:
-        with svc.lock:
-            return People(svc.engine).cluster(name, key.actor, full=body.full, progress=progress)
+        people = People(svc.engine)
+        return people.cluster(name, key.actor, full=body.full, reading=svc.reading, writing=svc.writing, progress=progress)
 
     return svc.jobs.start(key.id, CLUSTER_JOB, name, CLUSTER_STEPS, work).view()
 

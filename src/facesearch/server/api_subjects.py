@@ -82,9 +82,11 @@ def add_example(
 ) -> Any:
     svc = service(request)
     filename, data = read_upload(file, svc.engine.settings.max_file_bytes)
-    with svc.lock:
-        added = subjects_for(request, key).add_example(name, filename, data, key.actor, only_face_above=-math.inf)
-        return to_plain(added)
+    subjects = subjects_for(request, key)
+    # The expensive part, with no lock held; a native example must show one face, whatever its score.
+    prepared = subjects.prepare_example(name, filename, data, only_face_above=-math.inf)
+    with svc.writing():
+        return to_plain(subjects.write_example(prepared, key.actor))
 
 
 @router.delete(

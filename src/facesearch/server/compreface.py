@@ -213,16 +213,14 @@ def add_example(
 ) -> Any:
     svc = service(request)
     filename, data = image_of(svc, file, encoded, "file")
-    with svc.lock:
-        subjects = subjects_for(request, key)
-        added = subjects.add_example(
-            subject,
-            filename,
-            data,
-            key.actor,
-            only_face_above=score_at(det_prob_threshold),
-            enrol_with=None if subjects.is_enrolled(subject) else _attested_consent(key, subjects),
-        )
+    subjects = subjects_for(request, key)
+    enrol_with = None if subjects.is_enrolled(subject) else _attested_consent(key, subjects)
+    # The expensive part, with no lock held.
+    prepared = subjects.prepare_example(
+        subject, filename, data, only_face_above=score_at(det_prob_threshold), enrol_with=enrol_with
+    )
+    with svc.writing():
+        added = subjects.write_example(prepared, key.actor)
     return {"image_id": str(added.image_id), "subject": subject.strip()}
 
 

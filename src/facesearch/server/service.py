@@ -26,8 +26,8 @@ from facesearch.safeguards.roles import ApiKey, Role
 from facesearch.server.jobs import Jobs
 from facesearch.server.locking import ReadWriteLock
 from facesearch.server.params import MAX_ROW_ID
-from facesearch.server.ratelimit import RateLimiter
-from facesearch.server.viewing import Shown
+from facesearch.server.ratelimit import Limiter, limiter_for
+from facesearch.server.viewing import Shown, ShownItems, shown_for
 from facesearch.store.catalog.browse import MAX_PAGE, check_page
 from facesearch.store.keys import KeyStore
 
@@ -42,11 +42,11 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Items per page (at
 class Service:
     engine: Engine
     keys: KeyStore
-    limiter: RateLimiter
+    limiter: Limiter
     access: ReadWriteLock = field(default_factory=ReadWriteLock)
     """Searches and reads of the catalog share it; writes hold it alone. Image analysis (the expensive part of a
     search or an upload) happens before either is taken, and key checks and audit entries need neither."""
-    shown: Shown = field(default_factory=Shown)
+    shown: ShownItems = field(default_factory=Shown)
     """Faces and images each key was just shown, whose pictures follow without counting again."""
     jobs: Jobs = field(default_factory=Jobs)
     """Long work running in the background (grouping into people), polled by the key that started it."""
@@ -66,7 +66,9 @@ class Service:
 
     @classmethod
     def over(cls, engine: Engine) -> Service:
-        return cls(engine, KeyStore(engine.catalog), RateLimiter(engine.settings.search_rate_per_minute))
+        catalog = engine.catalog
+        limiter = limiter_for(catalog, engine.settings.search_rate_per_minute)
+        return cls(engine, KeyStore(catalog), limiter, shown=shown_for(catalog))
 
     def warm_up(self) -> None:
         """Load the detector, landmark model and embedder now (the ONNX graph is built on first start)."""

@@ -8,6 +8,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from facesearch.store.catalog.store import Catalog
+from facesearch.store.rate_limits import CatalogShown
 
 SHOWN_SECONDS = 600.0
 """How long after a read its faces' pictures stay free for the key it was shown to."""
@@ -15,6 +19,18 @@ MAX_SHOWN_PER_KEY = 20_000
 """Ids remembered per key; the oldest are forgotten first (their pictures then count again)."""
 
 Item = tuple[str, int]  # ("face" | "image", id)
+
+
+class ShownItems(Protocol):
+    def add(self, key_id: int, face_ids: Iterable[int] = (), image_ids: Iterable[int] = ()) -> None: ...
+
+    def covers(self, key_id: int, face_ids: Iterable[int] = (), image_ids: Iterable[int] = ()) -> bool: ...
+
+
+def shown_for(catalog: Catalog) -> ShownItems:
+    """Kept in the catalog when other processes may share it (a key's search through one process, its thumbnails
+    through another), else in this process, as the rate limit (``server/ratelimit.py``)."""
+    return CatalogShown(catalog) if catalog.shared else Shown()
 
 
 class Shown:

@@ -73,6 +73,19 @@ class PeopleStore:
         self._sessions = catalog.sessions
         self._audit: AuditLog = catalog.audit
 
+    def cluster_state(self, collection_id: int) -> int:
+        """A fingerprint of what clustering reads and writes: the collection's faces, their people and which of
+        them a person placed by hand; it differs once any of them changed."""
+        query = (
+            select(FaceRow.id, FaceRow.person_id, FaceRow.person_locked)
+            .where(FaceRow.collection_id == collection_id)
+            .order_by(FaceRow.id)
+        )
+        with self._sessions() as session:
+            return hash(
+                tuple((face_id, person_id, bool(locked)) for face_id, person_id, locked in session.execute(query))
+            )
+
     def qualities(self, collection_id: int) -> list[FaceQuality]:
         query = (
             select(

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 SCHEMA_VERSION = 1
@@ -208,3 +220,28 @@ class SubjectExampleRow(Base):
     __tablename__ = "subject_examples"
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+
+
+class RateLimitCallRow(Base):
+    """One counted call of an API key (a search, or a read of the gallery's faces) in the last rate window, when the
+    budget is kept in the catalog so that every server process on it shares it (``store/rate_limits.py``)."""
+
+    __tablename__ = "rate_limit_calls"
+    __table_args__ = (Index("ix_rate_limit_calls_key_at", "key_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    at: Mapped[float] = mapped_column(Float)
+    """Seconds since the epoch, by the clock of the server that counted it."""
+
+
+class ShownItemRow(Base):
+    """A face or image a counted read just showed an API key, whose picture then follows uncounted, when rate limits
+    are kept in the catalog (``store/rate_limits.py``): the key's next picture may be asked of another process."""
+
+    __tablename__ = "shown_items"
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    """``face`` or ``image``."""
+    item_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[float] = mapped_column(Float)
+    """Seconds since the epoch when it was last shown."""

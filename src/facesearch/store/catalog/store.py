@@ -119,6 +119,12 @@ class Catalog:
     def sessions(self) -> sessionmaker[Session]:
         return self._sessions
 
+    @property
+    def shared(self) -> bool:
+        """Whether the catalog is on a database server, which several facesearch processes may use at once (SQLite
+        in the data folder is one process's: ``facesearch serve`` runs one there)."""
+        return self._engine.dialect.name != "sqlite"
+
     @classmethod
     def create(cls, url: str) -> Catalog:
         """Create the catalog by running its migrations (or open it, migrating it, if it exists)."""
