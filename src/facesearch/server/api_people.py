@@ -80,7 +80,9 @@ def start_cluster_job(
 
     def work(progress: Callable[[str], None]) -> Any:
         people = People(svc.engine)
-        return people.cluster(name, key.actor, full=body.full, reading=svc.reading, writing=svc.writing, progress=progress)
+        return people.cluster(
+            name, key.actor, full=body.full, reading=svc.reading, writing=svc.writing, progress=progress
+        )
 
     return svc.jobs.start(key.id, CLUSTER_JOB, name, CLUSTER_STEPS, work).view()
 
