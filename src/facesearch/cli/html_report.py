@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps
 
+from facesearch.cli.render import likelihood
 from facesearch.core.records import Box
 from facesearch.core.results import SearchResult, to_plain
 
@@ -53,12 +54,16 @@ def render_search_report(searches: Sequence[tuple[Path, SearchResult]], title: s
         for probe in result.results:
             parts.append(
                 f"<h2>{html.escape(probe_path.name)}, face {probe.probe_face}: {len(probe.matches)} match(es) "
-                f"within {result.threshold}</h2><div class='grid'>"
+                f"within {result.threshold}</h2>"
             )
+            if result.operating_point:
+                parts.append(f"<p class='operating-point'>{html.escape(result.operating_point.summary())}</p>")
+            parts.append("<div class='grid'>")
             parts.append(_figure(probe_path, probe.box, "probe", "probe"))
             for match in probe.matches:
-                caption = f"{match.distance:.3f} &middot; {html.escape(match.collection)}<br>" + html.escape(
-                    Path(match.image_path).name
+                caption = (
+                    f"{match.distance:.3f} &middot; same person {likelihood(match.same_person)} &middot; "
+                    f"{html.escape(match.collection)}<br>{html.escape(Path(match.image_path).name)}"
                 )
                 parts.append(_figure(Path(match.image_path), match.box, caption, "match"))
             parts.append("</div>")

@@ -3,7 +3,7 @@ are merged, and each match is given its provenance (file, collection, box, when 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +35,11 @@ def find_matches(
     threshold: float,
     *,
     exhaustive: bool = False,
+    same_person: Callable[[float], float | None] = lambda _: None,
 ) -> list[ProbeResult]:
     """The matches of each chosen face, nearest first, at most ``top_k`` each (no audit: callers record what
-    they did with them); ``exhaustive`` compares every face even in collections with an approximate index."""
+    they did with them); ``exhaustive`` compares every face even in collections with an approximate index;
+    ``same_person`` gives each match its calibrated score from its distance."""
     queries = np.vstack([faces[i].embedding for i in chosen])
     per_face: list[list[tuple[float, int]]] = [[] for _ in chosen]
     for collection_id in collection_ids:
@@ -63,6 +65,7 @@ def find_matches(
                 content_id=details[face_id].content_id,
                 box=details[face_id].box,
                 ingested_at=details[face_id].ingested_at,
+                same_person=_rounded(same_person(distance)),
             )
             for distance, face_id in hits
             if face_id in details
@@ -70,3 +73,7 @@ def find_matches(
         detection = faces[position].detection
         results.append(ProbeResult(position, detection.box, matches, round(detection.score, 4)))
     return results
+
+
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(score, 4)

@@ -112,6 +112,9 @@ class SearchEvent(Event):
     top_k: int = 0
     match_count: int = 0
     match_face_ids: list[int] = field(default_factory=list)
+    operating_point: dict[str, Any] = field(default_factory=dict)
+    """How the threshold was chosen and what it implies (``core.results.OperatingPoint``); empty in entries
+    from before operating points."""
 
 
 @dataclass(frozen=True)
