@@ -152,6 +152,8 @@ class ErasureEvent(Event):
     faces_removed: int = 0
     images_removed: int = 0
     face_ids: list[int] = field(default_factory=list)
+    confirmed_face_ids: list[int] = field(default_factory=list)
+    """Possible matches beyond the threshold that the person answering confirmed (erased with the rest)."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,8 @@ class AccessRequestEvent(Event):
     probe_sha256: str = ""
     match_count: int = 0
     match_face_ids: list[int] = field(default_factory=list)
+    review_face_ids: list[int] = field(default_factory=list)
+    """Possible matches listed for review, beyond the threshold."""
 
 
 @dataclass(frozen=True)
