@@ -59,6 +59,9 @@ def test_every_shipped_calibration_loads_and_is_consistent() -> None:
         assert list(loaded.distances) == sorted(loaded.distances)
         assert data["same_person"]["prior"] == 0.5 and "out_of_fold" in data
     assert load_calibration("a-recipe-nobody-calibrated/9-views") is None
+    # Both of dlib's recipes ship theirs: data folders made with one view search at their own operating point.
+    for recipe in (RECIPE, "dlib-resnet-v1"):
+        assert operating_point(recipe, 1_000, 0.1, DEFAULT_MATCH_THRESHOLD).chosen_by == "false-match target"
 
 
 def test_the_threshold_falls_as_the_gallery_grows_and_never_passes_verification(calibration: Calibration) -> None:
