@@ -217,7 +217,9 @@ def test_entries_filter_by_actor_action_purpose_and_time(engine: Engine) -> None
 def test_a_search_entry_holds_the_probe_hash_and_match_ids_never_a_template(engine: Engine) -> None:
     fill(engine, 1)
     (entry,) = engine.catalog.audit.entries(action="search")
-    assert set(entry.details) == {"probe_sha256", "collections", "threshold", "top_k", "match_count", "match_face_ids"}
+    assert set(entry.details) == {
+        "probe_sha256", "collections", "threshold", "top_k", "match_count", "match_face_ids", "operating_point",
+    }  # fmt: skip
 
 
 def test_every_action_has_an_event_type() -> None:

@@ -24,6 +24,8 @@ REFERENCE_FLAG = "--reference, or FACESEARCH_PURPOSE"
 
 ACCESS_TOP_K = 10_000
 """Matches considered per collection and probe face: high, because a person is owed all of their data."""
+REVIEW_LIMIT = 50
+"""Possible matches listed for review, closest first (a wide band in a large gallery holds many strangers)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class HeldImage:
     box: Box
     ingested_at: datetime
     delete_by: datetime
+    same_person: float | None = None
+    """Estimated probability that this is the person (``vision/calibration.py``); None when uncalibrated."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,34 @@ class AccessReport:
     probe_sha256: str
     threshold: float
     held: list[HeldImage] = field(default_factory=list)
+    review_threshold: float = 0.0
+    to_review: list[HeldImage] = field(default_factory=list)
+    """Possible matches, beyond ``threshold`` and within ``review_threshold``, closest first: the person answering
+    looks at each and confirms those that show the person (an erasure then takes the confirmed face ids)."""
+    review_not_listed: int = 0
+    """Possible matches beyond the ``REVIEW_LIMIT`` closest, not listed."""
 
 
 @dataclass(frozen=True)
 class ErasureResult:
     receipt: ErasureReceipt
     objection_id: int | None = None
+    confirmed_face_ids: list[int] = field(default_factory=list)
+    """Possible matches that the person answering confirmed, erased with the rest."""
+    left_to_review: list[HeldImage] = field(default_factory=list)
+    """Possible matches not confirmed, so not erased: look at them and erase those that show the person."""
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What a probe finds in every collection: the faces within the threshold and the possible matches."""
+
+    probe_sha256: str
+    threshold: float
+    matches: list[tuple[float, FaceDetails]]
+    review_threshold: float
+    to_review: list[tuple[float, FaceDetails]]
+    review_not_listed: int
 
 
 def closest_first(distances: dict[int, float], details: dict[int, FaceDetails]) -> list[tuple[float, FaceDetails]]:
@@ -83,21 +109,51 @@ class SubjectRights:
             loaded, faces = self.engine.analyser.analyse_or_fail(probe, also=dlib_recipes)
         return AnalysedProbe(loaded, faces, str(probe) if isinstance(probe, Path) else "uploaded image")
 
-    def matching_faces(
-        self, probe: ImageSource | AnalysedProbe, threshold: float | None = None
-    ) -> tuple[str, float, list[tuple[float, FaceDetails]]]:
-        """Every face in every collection that matches a face of the probe: (probe hash, threshold, matches)."""
+    def matching_faces(self, probe: ImageSource | AnalysedProbe, threshold: float | None = None) -> Candidates:
+        """Every face in every collection that matches a face of the probe, and the possible matches beyond the
+        threshold, within the setting ``rights_review_threshold``."""
         limit = self.engine.analyser.threshold(threshold)
+        wide = max(limit, self.engine.settings.rights_review_threshold)
         analysed = self.analyse(probe)  # embedded for every recipe held
         loaded, faces = analysed.image, analysed.faces
         collection_ids = sorted(self.engine.catalog.collection_names())
         # Exhaustive: an access or erasure request must find every face, whatever index a collection has.
-        results = self.engine.find(faces, range(len(faces)), collection_ids, ACCESS_TOP_K, limit, exhaustive=True)
+        results = self.engine.find(faces, range(len(faces)), collection_ids, ACCESS_TOP_K, wide, exhaustive=True)
         best: dict[int, float] = {}
         for result in results:
             for match in result.matches:
                 best[match.face_id] = min(best.get(match.face_id, match.distance), match.distance)
-        return loaded.content_id, limit, closest_first(best, self.engine.catalog.face_details(best))
+        within = {face_id: d for face_id, d in best.items() if d <= limit}
+        beyond = sorted((d, face_id) for face_id, d in best.items() if d > limit)
+        listed = {face_id: d for d, face_id in beyond[:REVIEW_LIMIT]}
+        details = self.engine.catalog.face_details(within)
+        review_details = self.engine.catalog.face_details(listed)
+        return Candidates(
+            loaded.content_id,
+            limit,
+            closest_first(within, details),
+            wide,
+            closest_first(listed, review_details),
+            len(beyond) - len(listed),
+        )
+
+    def _held(self, matches: list[tuple[float, FaceDetails]]) -> list[HeldImage]:
+        return [
+            HeldImage(
+                face_id=d.face_id,
+                image_id=d.image_id,
+                distance=distance,
+                collection=d.collection,
+                purpose=d.collection_purpose,
+                lawful_basis=d.lawful_basis,
+                source=d.image_path,
+                box=d.box,
+                ingested_at=d.ingested_at,
+                delete_by=d.delete_by,
+                same_person=_rounded(self.engine.same_person(distance)),
+            )
+            for distance, d in matches
+        ]
 
     def access(
         self,
@@ -111,32 +167,29 @@ class SubjectRights:
         """Everything held about the person in ``probe``; the probe itself is never stored. ``asked_as`` names
         where the caller states the reference (for the refusal when there is none)."""
         stated = require_purpose(reference, "subject access request", asked_as=asked_as)
-        probe_hash, limit, matches = self.matching_faces(probe, threshold)
-        held = [
-            HeldImage(
-                face_id=d.face_id,
-                image_id=d.image_id,
-                distance=distance,
-                collection=d.collection,
-                purpose=d.collection_purpose,
-                lawful_basis=d.lawful_basis,
-                source=d.image_path,
-                box=d.box,
-                ingested_at=d.ingested_at,
-                delete_by=d.delete_by,
-            )
-            for distance, d in matches
-        ]
+        found = self.matching_faces(probe, threshold)
+        held = self._held(found.matches)
+        to_review = self._held(found.to_review)
         self.engine.catalog.audit.record(
             AccessRequestEvent(
                 actor=actor,
                 purpose=stated,
-                probe_sha256=probe_hash,
+                probe_sha256=found.probe_sha256,
                 match_count=len(held),
                 match_face_ids=[h.face_id for h in held],
+                review_face_ids=[h.face_id for h in to_review],
             )
         )
-        return AccessReport(stated, self.engine.clock(), probe_hash, limit, held)
+        return AccessReport(
+            stated,
+            self.engine.clock(),
+            found.probe_sha256,
+            found.threshold,
+            held,
+            found.review_threshold,
+            to_review,
+            found.review_not_listed,
+        )
 
     def erase(
         self,
@@ -147,23 +200,43 @@ class SubjectRights:
         face_ids: Sequence[int] = (),
         image_ids: Sequence[int] = (),
         threshold: float | None = None,
+        confirmed: Sequence[int] = (),
         objection_agreement: str = "",
         asked_as: str = REFERENCE_FLAG,
+        confirm_as: str = "--confirm",
     ) -> ErasureResult:
         """Remove every derived byte of the person: faces, vectors, catalog rows (and images left without
-        faces), then shred the deleted bytes. With ``objection_agreement`` (where the person's explicit
+        faces), then shred the deleted bytes. ``confirmed`` are possible matches of the probe (beyond its
+        threshold, listed by an access request) that the person answering confirmed show the person; those not
+        confirmed are left and returned for review. With ``objection_agreement`` (where the person's explicit
         agreement is recorded), the probe's template is kept, encrypted, so that ingest skips them."""
         stated = require_purpose(reference, "erasure request", asked_as=asked_as)
         if probe is None and not face_ids and not image_ids:
             raise InvalidValueError("an erasure needs a probe photo, face ids or image ids")
+        if confirmed and probe is None:
+            raise InvalidValueError(
+                f"{confirm_as} confirms possible matches of a probe photo: give the photo, or name the faces as "
+                "face ids"
+            )
         if objection_agreement and probe is None:
             raise InvalidValueError("an objection needs the probe photo whose template ingest must skip")
         catalog = self.engine.catalog
         probe_hash = ""
         wanted = set(face_ids) | set(catalog.face_ids_of_images(image_ids))
+        left: list[tuple[float, FaceDetails]] = []
         if probe is not None:
-            probe_hash, _, matches = self.matching_faces(probe, threshold)
-            wanted |= {details.face_id for _, details in matches}
+            found = self.matching_faces(probe, threshold)
+            probe_hash = found.probe_sha256
+            candidates = {details.face_id for _, details in found.to_review + found.matches}
+            unknown = sorted(set(confirmed) - candidates)
+            if unknown:
+                raise InvalidValueError(
+                    f"face(s) {', '.join(map(str, unknown))} confirmed by {confirm_as} are not possible matches of "
+                    f"this photo (beyond distance {found.threshold}, within {found.review_threshold}); run an "
+                    "access request with the same photo and confirm only faces it lists for review"
+                )
+            wanted |= {details.face_id for _, details in found.matches} | set(confirmed)
+            left = [(d, details) for d, details in found.to_review if details.face_id not in wanted]
         receipt, removals = catalog.erase_faces(
             wanted,
             actor.name,
@@ -177,6 +250,7 @@ class SubjectRights:
                 faces_removed=receipt.faces_removed,
                 images_removed=receipt.images_removed,
                 face_ids=receipt.face_ids,
+                confirmed_face_ids=sorted(confirmed),
             ),
         )
         for collection_id, removal in removals.items():
@@ -185,7 +259,7 @@ class SubjectRights:
         catalog.shred_deleted_bytes()
         self.engine.sweep_uploads()
         objection_id = self._object(probe, actor, objection_agreement) if objection_agreement and probe else None
-        return ErasureResult(receipt, objection_id)
+        return ErasureResult(receipt, objection_id, sorted(confirmed), self._held(left))
 
     def _object(self, probe: ImageSource | AnalysedProbe, actor: Actor, agreement: str) -> int:
         faces = self.analyse(probe, for_objection=True).faces
@@ -200,3 +274,7 @@ class SubjectRights:
                 actor=actor, protected_template_id=template_id, agreement_reference=agreement
             ),
         )
+
+
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(score, 4)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from facesearch.accountability.rights import SubjectRights
+from facesearch.accountability.rights import HeldImage, SubjectRights
 from facesearch.accountability.transparency import TransparencyReport, transparency_report
 from facesearch.cli.html_report import write_access_report
-from facesearch.cli.render import emit, table
+from facesearch.cli.render import emit, likelihood, table
 from facesearch.cli.state import EXISTING_FILE, JSON_OPTION, CliState, pass_state
 from facesearch.core.errors import InvalidValueError
 from facesearch.core.results import to_plain
@@ -157,7 +158,8 @@ def rights() -> None:
 def rights_access(
     state: CliState, probe: Path, reference: str | None, out: Path | None, threshold: float | None, as_json: bool
 ) -> None:
-    """Every image held that shows the person in PROBE: collection, purpose, basis, source, dates."""
+    """Every image held that shows the person in PROBE: collection, purpose, basis, source, dates; and the
+    possible matches a little further away, for you to review (confirm them with `rights erase --confirm`)."""
     from facesearch.safeguards.audit import ExportEvent
 
     with state.engine() as engine:
@@ -173,10 +175,16 @@ def rights_access(
                     items=len(answer.held),
                 )
             )
-    rows = [(h.distance, h.collection, h.source, h.ingested_at.date(), h.delete_by.date()) for h in answer.held]
-    text = f"{len(answer.held)} image(s) held for request {answer.reference}\n" + table(
-        ["distance", "collection", "source", "held since", "deleted by"], rows
-    )
+    headers = ["face", "distance", "same person", "collection", "source", "held since", "deleted by"]
+    text = f"{len(answer.held)} image(s) held for request {answer.reference}\n" + table(headers, _rows(answer.held))
+    if answer.to_review:
+        text += (
+            f"\n\n{len(answer.to_review)} possible match(es) to review (distance over {answer.threshold}, up to "
+            f"{answer.review_threshold}): look at each; erase those that show the person with "
+            "`facesearch rights erase PROBE --confirm FACE`\n" + table(headers, _rows(answer.to_review))
+        )
+    if answer.review_not_listed:
+        text += f"\n{answer.review_not_listed} more possible match(es), further away, not listed"
     if out is not None:
         text += f"\nreport written to {page}"
     emit(answer, as_json, text)
@@ -186,6 +194,14 @@ def rights_access(
 @click.argument("probe", type=EXISTING_FILE, required=False)
 @click.option("--face-id", "face_ids", type=int, multiple=True, help="Erase this face (repeatable).")
 @click.option("--image-id", "image_ids", type=int, multiple=True, help="Erase every face of this image (repeatable).")
+@click.option(
+    "--confirm",
+    "confirmed",
+    type=int,
+    multiple=True,
+    help="A possible match of PROBE (listed for review by `rights access`) that shows the person: erase it too "
+    "(repeatable).",
+)
 @REFERENCE_OPTION
 @click.option(
     "--object",
@@ -202,6 +218,7 @@ def rights_erase(
     probe: Path | None,
     face_ids: tuple[int, ...],
     image_ids: tuple[int, ...],
+    confirmed: tuple[int, ...],
     reference: str | None,
     agreement: str | None,
     out: Path | None,
@@ -217,6 +234,7 @@ def rights_erase(
             face_ids=face_ids,
             image_ids=image_ids,
             threshold=threshold,
+            confirmed=confirmed,
             objection_agreement=agreement or "",
         )
     if out is not None:
@@ -226,9 +244,32 @@ def rights_erase(
         f"erasure receipt {receipt.id} ({receipt.at.isoformat(timespec='seconds')}, by {receipt.actor}, "
         f"request {receipt.reference}): {receipt.faces_removed} face(s) and {receipt.images_removed} image(s) removed"
     )
+    if result.confirmed_face_ids:
+        text += f", including the confirmed possible match(es) {', '.join(map(str, result.confirmed_face_ids))}"
     if result.objection_id is not None:
         text += f"; objection recorded (protected template #{result.objection_id})"
+    if result.left_to_review:
+        headers = ["face", "distance", "same person", "collection", "source", "held since", "deleted by"]
+        text += (
+            f"\n\n{len(result.left_to_review)} possible match(es) NOT erased, to review: erase those that show the "
+            "person with --confirm FACE\n" + table(headers, _rows(result.left_to_review))
+        )
     emit(result, as_json, text)
+
+
+def _rows(held: Sequence[HeldImage]) -> list[tuple[object, ...]]:
+    return [
+        (
+            h.face_id,
+            h.distance,
+            likelihood(h.same_person),
+            h.collection,
+            h.source,
+            h.ingested_at.date(),
+            h.delete_by.date(),
+        )
+        for h in held
+    ]
 
 
 @click.command()

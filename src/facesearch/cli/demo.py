@@ -8,6 +8,7 @@ from pathlib import Path
 
 from facesearch.cli.html_report import render_search_report
 from facesearch.cli.progress import BarProgress
+from facesearch.cli.render import likelihood
 from facesearch.core.errors import ConflictError, InvalidValueError
 from facesearch.core.results import SearchResult
 from facesearch.core.settings import Settings
@@ -51,10 +52,15 @@ def run_demo(
         for probe in iter_image_files([probes]):
             result = engine.search(probe, actor, DEMO_PURPOSE, collections=[DEMO_COLLECTION.name])
             searches.append((probe, result))
+            if result.operating_point:
+                echo(f"\n{probe.name}: {result.operating_point.summary()}")
             for face in result.results:
                 echo(f"\n{probe.name} (face {face.probe_face}): {len(face.matches)} match(es)")
                 for match in face.matches:
-                    echo(f"  {match.distance:.3f}  {match.image_path}  box={match.box.as_list()}")
+                    echo(
+                        f"  {match.distance:.3f}  {match.image_path}  box={match.box.as_list()}  "
+                        f"same person {likelihood(match.same_person)}"
+                    )
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(render_search_report(searches, "facesearch demo: sample probes against the sample gallery"))
     echo(f"\nHTML report with the matching faces: {report_path}")

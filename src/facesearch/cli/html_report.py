@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps
 
+from facesearch.cli.render import likelihood
 from facesearch.core.records import Box
 from facesearch.core.results import SearchResult, to_plain
 
 if TYPE_CHECKING:
-    from facesearch.accountability.rights import AccessReport
+    from facesearch.accountability.rights import AccessReport, HeldImage
 
 THUMBNAIL_SIDE = 128
 STYLE = """
@@ -53,12 +54,16 @@ def render_search_report(searches: Sequence[tuple[Path, SearchResult]], title: s
         for probe in result.results:
             parts.append(
                 f"<h2>{html.escape(probe_path.name)}, face {probe.probe_face}: {len(probe.matches)} match(es) "
-                f"within {result.threshold}</h2><div class='grid'>"
+                f"within {result.threshold}</h2>"
             )
+            if result.operating_point:
+                parts.append(f"<p class='operating-point'>{html.escape(result.operating_point.summary())}</p>")
+            parts.append("<div class='grid'>")
             parts.append(_figure(probe_path, probe.box, "probe", "probe"))
             for match in probe.matches:
-                caption = f"{match.distance:.3f} &middot; {html.escape(match.collection)}<br>" + html.escape(
-                    Path(match.image_path).name
+                caption = (
+                    f"{match.distance:.3f} &middot; same person {likelihood(match.same_person)} &middot; "
+                    f"{html.escape(match.collection)}<br>{html.escape(Path(match.image_path).name)}"
                 )
                 parts.append(_figure(Path(match.image_path), match.box, caption, "match"))
             parts.append("</div>")
@@ -68,26 +73,17 @@ def render_search_report(searches: Sequence[tuple[Path, SearchResult]], title: s
 
 def render_access_report(report: AccessReport) -> str:
     """The answer to a subject access request, readable by the person who asked."""
-    rows = []
-    for held in report.held:
-        thumbnail = face_thumbnail(Path(held.source), held.box)
-        image = f"<img src='{thumbnail}' alt='face' width='96'>" if thumbnail else "(source image no longer available)"
-        cells = [
-            image,
-            html.escape(held.source),
-            html.escape(held.collection),
-            html.escape(held.purpose),
-            html.escape(held.lawful_basis),
-            held.ingested_at.date().isoformat(),
-            held.delete_by.date().isoformat(),
-        ]
-        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
-    table = (
-        "<table><thead><tr><th>face</th><th>source image</th><th>collection</th><th>purpose</th>"
-        "<th>lawful basis</th><th>held since</th><th>deleted by</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table>"
-    )
+    review = ""
+    if report.to_review:
+        review = (
+            "<h2>Possible matches to review</h2>"
+            f"<p>{len(report.to_review)} more image(s) may show the person (distance over {report.threshold}, up to "
+            f"{report.review_threshold}). Whoever answers the request looks at "
+            "each and confirms those that do; an erasure takes the confirmed faces too.</p>"
+            + _held_table(report.to_review)
+        )
+    if report.review_not_listed:
+        review += f"<p>{report.review_not_listed} more possible match(es), further away, are not listed.</p>"
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Subject access report</title>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
@@ -97,8 +93,34 @@ def render_access_report(report: AccessReport) -> str:
         f"<p>Request {html.escape(report.reference)}, answered {report.generated_at.isoformat(timespec='seconds')}. "
         f"{len(report.held)} image(s) held show the person in the photo provided (distance at most "
         f"{report.threshold}). The photo provided was used only to answer this request and was not stored.</p>"
-        + table
+        + _held_table(report.held)
+        + review
         + "</body></html>"
+    )
+
+
+def _held_table(held_images: Sequence[HeldImage]) -> str:
+    rows = []
+    for held in held_images:
+        thumbnail = face_thumbnail(Path(held.source), held.box)
+        image = f"<img src='{thumbnail}' alt='face' width='96'>" if thumbnail else "(source image no longer available)"
+        cells = [
+            image,
+            str(held.face_id),
+            likelihood(held.same_person),
+            html.escape(held.source),
+            html.escape(held.collection),
+            html.escape(held.purpose),
+            html.escape(held.lawful_basis),
+            held.ingested_at.date().isoformat(),
+            held.delete_by.date().isoformat(),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    return (
+        "<table><thead><tr><th>face</th><th>face id</th><th>same person</th><th>source image</th><th>collection</th>"
+        "<th>purpose</th><th>lawful basis</th><th>held since</th><th>deleted by</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
     )
 
 

@@ -19,7 +19,7 @@ from facesearch.cli.keys import keys
 from facesearch.cli.people import people
 from facesearch.cli.progress import BarProgress
 from facesearch.cli.reindex import reindex
-from facesearch.cli.render import emit, table
+from facesearch.cli.render import emit, likelihood, table
 from facesearch.cli.serve import serve
 from facesearch.cli.state import EXISTING_FILE, JSON_OPTION, PURPOSE_OPTION, CliState, pass_state
 from facesearch.core.errors import INGEST_PARTIAL_EXIT_CODE, FacesearchError
@@ -263,7 +263,10 @@ def _ingest_text(report: IngestReport) -> str:
 @click.option(
     "--threshold",
     type=click.FloatRange(0.0, 2.0, min_open=True, max_open=True),
-    help="Largest distance that counts as a match (default 0.6).",
+    help=(
+        "Largest distance that counts as a match (default: chosen from FACESEARCH_SEARCH_FALSE_MATCHES and the "
+        "faces searched, at most 0.6); the result says how many wrong people it lets through."
+    ),
 )
 @click.option("--face", type=click.IntRange(min=0), help="Search only this face of the probe (numbered from 0).")
 @click.option("--collection", "collections", multiple=True, help="Search only these collections (repeatable).")
@@ -298,9 +301,14 @@ def _search_text(result: SearchResult) -> str:
     blocks = []
     for probe in result.results:
         header = f"probe face {probe.probe_face} at {probe.box.as_list()}: {len(probe.matches)} matches"
-        rows = [(m.distance, m.collection, m.image_path, m.box.as_list(), m.face_id) for m in probe.matches]
-        blocks.append(header + ("\n" + table(["distance", "collection", "image", "box", "face"], rows) if rows else ""))
-    return f"{result.faces_in_probe} face(s) in {result.probe}, threshold {result.threshold}\n\n" + "\n\n".join(blocks)
+        rows = [
+            (m.distance, likelihood(m.same_person), m.collection, m.image_path, m.box.as_list(), m.face_id)
+            for m in probe.matches
+        ]
+        headers = ["distance", "same person", "collection", "image", "box", "face"]
+        blocks.append(header + ("\n" + table(headers, rows) if rows else ""))
+    point = result.operating_point.summary() if result.operating_point else f"threshold {result.threshold}"
+    return f"{result.faces_in_probe} face(s) in {result.probe}, {point}\n\n" + "\n\n".join(blocks)
 
 
 @cli.command()

@@ -23,6 +23,13 @@ def emit(result: Any, as_json: bool, text: str) -> None:
     click.echo(json.dumps(to_plain(result), indent=2, ensure_ascii=False) if as_json else text)
 
 
+def likelihood(value: float | None) -> str:
+    """A calibrated same-person score as a person reads it: a percentage, "-" when there is none."""
+    if value is None:
+        return "-"
+    return ">99%" if value > 0.99 else "<1%" if value < 0.01 else f"{value:.0%}"
+
+
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"

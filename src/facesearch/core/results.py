@@ -59,6 +59,48 @@ class FaceInfo:
 
 
 @dataclass(frozen=True)
+class OperatingPoint:
+    """The threshold a search used and what it implies, from the measured false-match curve of its templates'
+    recipe (``vision/calibration.py``)."""
+
+    threshold: float
+    gallery_size: int
+    """Faces searched: every face of the collections the search covered."""
+    chosen_by: str
+    """``false-match target`` (the setting ``search_false_matches`` and the gallery size), ``threshold`` (given by
+    the caller) or ``uncalibrated`` (no calibration for the recipe: the verification threshold)."""
+    recipe: str
+    wanted_false_matches: float | None = None
+    """The wrong people per probe face asked for (None when the caller gave the threshold)."""
+    false_match_rate: float | None = None
+    """Share of different-person pairs within the threshold, as measured (None when uncalibrated)."""
+    expected_false_matches: float | None = None
+    """Wrong people expected within the threshold per probe face: gallery size x false-match rate."""
+    extrapolated: bool = False
+    """The threshold lies below the measured curve, where the rate is extrapolated (conservatively)."""
+    prior: float | None = None
+    """The prior of each match's ``same_person`` score (None when uncalibrated)."""
+
+    def summary(self) -> str:
+        """One sentence a person can read: the threshold, why, and the wrong matches it lets through."""
+        searched = f"{self.gallery_size:,} face(s) searched"
+        if self.expected_false_matches is None:
+            given = "given" if self.chosen_by == "threshold" else "the verification threshold"
+            return f"threshold {self.threshold} ({given}; no false-match curve for templates {self.recipe}), {searched}"
+        rate = f"false-match rate {self.false_match_rate:.2g}"
+        extrapolated = ", extrapolated below the measured curve, conservatively" if self.extrapolated else ""
+        if self.chosen_by == "threshold":
+            head = f"threshold {self.threshold} (given) over {searched} lets through about"
+        else:
+            head = (
+                f"threshold {self.threshold}, chosen for {self.wanted_false_matches:g} wrong people per probe face "
+                f"over {searched}: about"
+            )
+        score = f"; scores are the estimated chance of the same person at prior {self.prior:g}" if self.prior else ""
+        return f"{head} {self.expected_false_matches:g} wrong people per probe face ({rate}{extrapolated}){score}"
+
+
+@dataclass(frozen=True)
 class Match:
     probe_face: int
     """Index of the probe's face this match is for (faces are numbered from 0, best detection first)."""
@@ -70,6 +112,9 @@ class Match:
     content_id: str
     box: Box
     ingested_at: datetime
+    same_person: float | None = None
+    """Estimated probability that this face is the probe's person, from the distance (at the operating point's
+    prior); None when the templates' recipe has no calibration."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +133,7 @@ class SearchResult:
     top_k: int
     faces_in_probe: int
     results: list[ProbeResult]
+    operating_point: OperatingPoint | None = None
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,13 @@ class Settings:
     """Default distance at or under which two faces match (search and verify)."""
     search_top_k: int = 10
     """Default number of matches returned for each probe face."""
+    search_false_matches: float = 0.1
+    """Wrong people a search may expect within its threshold per probe face: with the measured false-match curve
+    of the templates' recipe and the number of faces searched this sets the search's threshold (never above
+    ``match_threshold``, which verification keeps)."""
+    rights_review_threshold: float = 0.7
+    """Access and erasure requests list the faces beyond ``match_threshold`` and within this distance as possible
+    matches for the person answering to review and confirm (none when it is not above the request's threshold)."""
     index_exact_max: int = 1_000_000
     """Collections with up to this many faces are searched exactly; larger ones get an approximate (IVF)
     index, rebuilt from the catalog when they cross the limit (and back below half of it)."""
@@ -209,6 +216,15 @@ class Settings:
         if self.upsample_max_pixels < 0:
             raise InvalidValueError(f"setting upsample_max_pixels must be 0 or more, got {self.upsample_max_pixels}")
         self.milvus_address  # noqa: B018 (checks vector_store)
+        if not 0.0 < self.search_false_matches <= 1000.0:
+            raise InvalidValueError(
+                "setting search_false_matches must be more than 0 and at most 1000 (wrong people expected per probe "
+                f"face, for example 0.1), got {self.search_false_matches}"
+            )
+        if not 0.0 < self.rights_review_threshold < 2.0:
+            raise InvalidValueError(
+                f"setting rights_review_threshold must be between 0 and 2, got {self.rights_review_threshold}"
+            )
         if not 0.0 < self.match_threshold < 2.0:
             raise InvalidValueError(
                 f"setting match_threshold must be between 0 and 2 (dlib's distances lie well inside), "

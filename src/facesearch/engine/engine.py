@@ -20,6 +20,7 @@ from facesearch.core.results import (
     CollectionStats,
     DetectionResult,
     IngestReport,
+    OperatingPoint,
     ProbeResult,
     PurgeReport,
     ReindexReport,
@@ -56,6 +57,7 @@ from facesearch.store.milvus_indexes import MilvusIndexes
 from facesearch.store.retention import purge_expired
 from facesearch.store.uploads import UploadStore, is_upload
 from facesearch.vision.analysis import FaceAnalyser, ImageSource
+from facesearch.vision.calibration import load_calibration, operating_point
 from facesearch.vision.imaging import read_image_file
 from facesearch.vision.models.registry import configured_models
 from facesearch.vision.recipes import recipe_named
@@ -368,15 +370,19 @@ class Engine:
         collections: Sequence[str] | None = None,
         asked_as: str = PURPOSE_FLAG,
     ) -> SearchResult:
-        """Gallery faces within ``threshold`` of each face in ``probe`` (or only face number ``face``).
+        """Gallery faces within the operating point's threshold of each face in ``probe`` (or only face number
+        ``face``): ``threshold`` if given, else the one at which a search of this many faces expects
+        ``search_false_matches`` wrong people per probe face (``vision/calibration.py``).
 
-        Refused without a purpose; recorded in the audit log with the probe's hash and the matches' ids.
+        Refused without a purpose; recorded in the audit log with the probe's hash, the matches' ids and the
+        operating point.
         """
         stated = require_purpose(purpose, "search", asked_as=asked_as)
         top_k = self.settings.search_top_k if top_k is None else top_k
         if top_k <= 0:
             raise InvalidValueError(f"top-k must be a positive number, got {top_k}")
-        threshold = self.analyser.threshold(threshold)
+        if threshold is not None:
+            self.analyser.threshold(threshold)  # checked before the probe is analysed
         analysed = probe if isinstance(probe, AnalysedProbe) else self.analyse_probe(probe)
         faces = analysed.faces
         if face is not None and not 0 <= face < len(faces):
@@ -384,6 +390,8 @@ class Engine:
         chosen = [face] if face is not None else list(range(len(faces)))
         names = self.catalog.collection_names()
         wanted = [self.catalog.collection_id(name) for name in collections] if collections else sorted(names)
+        point = self.operating_point(wanted, threshold)
+        threshold = point.threshold
         results = self.find(faces, chosen, wanted, top_k, threshold)
         match_ids = sorted({m.face_id for r in results for m in r.matches})
         self.catalog.audit.record(
@@ -396,6 +404,7 @@ class Engine:
                 top_k=top_k,
                 match_count=len(match_ids),
                 match_face_ids=match_ids,
+                operating_point=asdict(point),
             )
         )
         return SearchResult(
@@ -404,7 +413,32 @@ class Engine:
             top_k=top_k,
             faces_in_probe=len(faces),
             results=results,
+            operating_point=point,
         )
+
+    def operating_point(self, collection_ids: Sequence[int], threshold: float | None = None) -> OperatingPoint:
+        """The threshold a search of these collections uses (``threshold`` if given) and what it implies: with
+        collections of several template recipes, the strictest of their recipes' thresholds."""
+        gallery_size = sum(len(self.indexes.index(collection_id)) for collection_id in collection_ids)
+        recipes = sorted({self.catalog.collection_recipe(c) for c in collection_ids}) or [self.settings.recipe]
+        points = [
+            operating_point(
+                recipe,
+                gallery_size,
+                self.settings.search_false_matches,
+                self.settings.match_threshold,
+                override=threshold,
+            )
+            for recipe in recipes
+        ]
+        return min(points, key=lambda point: point.threshold)
+
+    @staticmethod
+    def same_person(distance: float, recipe: str) -> float | None:
+        """The calibrated score of a match at ``distance`` between templates of ``recipe`` (None when the recipe
+        has no calibration)."""
+        calibration = load_calibration(recipe)
+        return None if calibration is None else calibration.likelihood(distance)
 
     def find(
         self,
@@ -419,7 +453,15 @@ class Engine:
         """The matches of each chosen face (no audit: callers record what they did with them); see
         ``engine/search.py``."""
         return find_matches(
-            self.catalog, self.indexes, faces, chosen, collection_ids, top_k, threshold, exhaustive=exhaustive
+            self.catalog,
+            self.indexes,
+            faces,
+            chosen,
+            collection_ids,
+            top_k,
+            threshold,
+            exhaustive=exhaustive,
+            same_person=self.same_person,
         )
 
     # -- overview ----------------------------------------------------------------------------------

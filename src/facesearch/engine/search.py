@@ -3,7 +3,7 @@ are merged, and each match is given its provenance (file, collection, box, when 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,14 +37,18 @@ def find_matches(
     threshold: float,
     *,
     exhaustive: bool = False,
+    same_person: Callable[[float, str], float | None] = lambda _, __: None,
 ) -> list[ProbeResult]:
     """The matches of each chosen face, nearest first, at most ``top_k`` each (no audit: callers record what
-    they did with them); ``exhaustive`` compares every face even in collections with an approximate index."""
+    they did with them); ``exhaustive`` compares every face even in collections with an approximate index;
+    ``same_person`` gives each match its calibrated score from its distance and its templates' recipe."""
     recipes = catalog.collection_recipes()
+    recipe_of_face: dict[int, str] = {}
     per_face: list[list[tuple[float, int]]] = [[] for _ in chosen]
     for collection_id in collection_ids:
         queries = probe_templates(faces, chosen, recipes.get(collection_id, ""))
         distances, ids = indexes.index(collection_id).search(queries, top_k, exhaustive=exhaustive)
+        recipe_of_face.update((int(i), recipes.get(collection_id, "")) for i in ids.ravel() if i >= 0)
         for row, hits in enumerate(per_face):
             hits.extend(
                 (float(d), int(i))
@@ -66,6 +70,7 @@ def find_matches(
                 content_id=details[face_id].content_id,
                 box=details[face_id].box,
                 ingested_at=details[face_id].ingested_at,
+                same_person=_rounded(same_person(distance, recipe_of_face[face_id])),
             )
             for distance, face_id in hits
             if face_id in details
@@ -83,3 +88,7 @@ def probe_templates(faces: Sequence[AnalysedFace], chosen: Sequence[int], recipe
         raise ConflictError(
             f"a collection's templates were re-embedded with recipe {recipe} while the probe was analysed; search again"
         ) from None
+
+
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(score, 4)

@@ -112,6 +112,9 @@ class SearchEvent(Event):
     top_k: int = 0
     match_count: int = 0
     match_face_ids: list[int] = field(default_factory=list)
+    operating_point: dict[str, Any] = field(default_factory=dict)
+    """How the threshold was chosen and what it implies (``core.results.OperatingPoint``); empty in entries
+    from before operating points."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ class ErasureEvent(Event):
     faces_removed: int = 0
     images_removed: int = 0
     face_ids: list[int] = field(default_factory=list)
+    confirmed_face_ids: list[int] = field(default_factory=list)
+    """Possible matches beyond the threshold that the person answering confirmed (erased with the rest)."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,8 @@ class AccessRequestEvent(Event):
     probe_sha256: str = ""
     match_count: int = 0
     match_face_ids: list[int] = field(default_factory=list)
+    review_face_ids: list[int] = field(default_factory=list)
+    """Possible matches listed for review, beyond the threshold."""
 
 
 @dataclass(frozen=True)

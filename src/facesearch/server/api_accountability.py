@@ -124,6 +124,13 @@ def rights_erase(
     file: Annotated[UploadFile | None, File(description="A photo of the person (never stored).")] = None,
     face_ids: Annotated[str, Form(description="Comma-separated face ids.")] = "",
     image_ids: Annotated[str, Form(description="Comma-separated image ids.")] = "",
+    confirm: Annotated[
+        str,
+        Form(
+            description="Comma-separated face ids of the photo's possible matches (an access request's 'to_review') "
+            "that the person answering confirmed show the person: erased too."
+        ),
+    ] = "",
     objection: Annotated[
         str, Form(description="Where the person's agreement to a protected template is recorded.")
     ] = "",
@@ -140,8 +147,10 @@ def rights_erase(
             probe=probe,
             face_ids=_ids(face_ids, "face_ids"),
             image_ids=_ids(image_ids, "image_ids"),
+            confirmed=_ids(confirm, "confirm"),
             objection_agreement=objection,
             asked_as=REFERENCE_FIELD,
+            confirm_as="the form field 'confirm'",
         )
     return to_plain(result)
 

@@ -27,7 +27,15 @@ def search(
     key: Annotated[ApiKey, Depends(allow(Role.SEARCH))],
     case: Case = "",
     top_k: Annotated[int | None, Form(ge=1, le=1000, description="Matches per probe face.")] = None,
-    threshold: Threshold = None,
+    threshold: Annotated[
+        float | None,
+        Form(
+            gt=0,
+            lt=2,
+            description="Match distance (default: chosen from the setting search_false_matches and the faces "
+            "searched, at most 0.6; the response's operating_point says what it implies).",
+        ),
+    ] = None,
     collections: Annotated[
         str, Form(description="Comma-separated collections (default: all the key may search).")
     ] = "",

@@ -414,6 +414,11 @@ function renderResults(answer, status, results) {
   status.textContent = total === 0
     ? `No matches for the ${answer.faces_in_probe} face(s) in the probe (threshold ${answer.threshold}).`
     : `${total} match(es) for ${answer.faces_in_probe} face(s) in the probe (threshold ${answer.threshold}; smaller distance = more similar).`;
+  const point = answer.operating_point;
+  if (point) {
+    const note = el("p", operatingPointText(point), { class: "hint operating-point" });
+    results.append(note);
+  }
   for (const face of answer.results) {
     if (face.matches.length === 0) continue;
     const section = el("section", null, { class: "probe-face" });
@@ -423,6 +428,22 @@ function renderResults(answer, status, results) {
     section.append(grid);
     results.append(section);
   }
+}
+
+function operatingPointText(point) {
+  const faces = `${Number(point.gallery_size).toLocaleString("en")} face(s) searched`;
+  if (point.expected_false_matches === null) return `Threshold ${point.threshold} over ${faces} (not calibrated).`;
+  const why = point.chosen_by === "threshold" ? "given" : `chosen for ${point.wanted_false_matches} wrong people per probe face`;
+  const extrapolated = point.extrapolated ? ", extrapolated below the measured curve" : "";
+  return `Threshold ${point.threshold} (${why}) over ${faces}: about ${point.expected_false_matches} wrong people ` +
+    `per probe face${extrapolated}. "Same person" is the estimated chance that a match is the person, at even prior odds.`;
+}
+
+function likelihood(value) {
+  if (value === null || value === undefined) return "–";
+  if (value > 0.99) return ">99%";
+  if (value < 0.01) return "<1%";
+  return `${Math.round(value * 100)}%`;
 }
 
 function matchCard(match) {
@@ -440,7 +461,7 @@ function matchCard(match) {
   link.append(img);
   const facts = el("dl");
   addFact(facts, "Distance", Number(match.distance).toFixed(2));
-  if (typeof match.score === "number") addFact(facts, "Score", match.score.toFixed(2));
+  addFact(facts, "Same person", likelihood(match.same_person));
   addFact(facts, "Collection", match.collection);
   const source = addFact(facts, "Source", fileName(match.image_path));
   source.title = match.image_path;
@@ -554,7 +575,7 @@ function showMatchFacts(main, found) {
   const table = $("#match-facts", main);
   const body = $("tbody", table);
   addRow(body, "Distance", `${Number(match.distance).toFixed(2)} (match threshold ${threshold}; smaller is more similar)`);
-  if (typeof match.score === "number") addRow(body, "Score", match.score.toFixed(2));
+  if (typeof match.same_person === "number") addRow(body, "Same person", likelihood(match.same_person));
   addRow(body, "Probe face", match.probe_face + 1);
   addRow(body, "Face", match.face_id);
   if (caseRef) addRow(body, "Case", caseRef);
@@ -977,32 +998,44 @@ async function accessReport() {
   status.textContent = "Looking…";
   try {
     const answer = await api("/v1/rights/access", { method: "POST", body: data });
-    status.textContent = `${answer.held.length} image(s) held (reference ${answer.reference}).`;
-    renderHeld(answer.held);
+    const review = answer.to_review.length
+      ? ` ${answer.to_review.length} possible match(es) to review below: tick those that show the person, and Erase takes them too.`
+      : "";
+    status.textContent = `${answer.held.length} image(s) held (reference ${answer.reference}).${review}`;
+    renderHeld(answer.held, "#access", "#access-wrap");
+    renderHeld(answer.to_review, "#review", "#review-wrap", true);
   } catch (error) {
     status.textContent = "";
     handleError(error);
   }
 }
 
-function renderHeld(held) {
-  const tbody = $("#access tbody");
+function renderHeld(held, table, wrap, confirmable = false) {
+  const tbody = $(`${table} tbody`);
   tbody.replaceChildren();
   for (const item of held) {
     const row = el("tr");
+    if (confirmable) {
+      const cell = el("td");
+      const box = el("input", null, { type: "checkbox", value: String(item.face_id), "aria-label": `Face ${item.face_id} shows the person` });
+      cell.append(box);
+      row.append(cell);
+    }
     for (const value of [item.collection, item.purpose, item.lawful_basis, item.source, formatDay(item.ingested_at),
-      formatDay(item.delete_by), Number(item.distance).toFixed(2)]) {
+      formatDay(item.delete_by), Number(item.distance).toFixed(2), likelihood(item.same_person)]) {
       row.append(el("td", value));
     }
     tbody.append(row);
   }
-  $("#access-wrap").hidden = held.length === 0;
+  $(wrap).hidden = held.length === 0;
 }
 
 async function erase() {
   clearError();
   const data = rightsForm();
   if (!data) return;
+  const confirmed = [...document.querySelectorAll("#review tbody input:checked")].map((box) => box.value);
+  if (confirmed.length) data.append("confirm", confirmed.join(","));
   if (!confirm("Erase every held image of this person? This cannot be undone.")) return;
   const status = $("#erase-status");
   status.className = "status";
@@ -1010,12 +1043,17 @@ async function erase() {
   try {
     const answer = await api("/v1/rights/erase", { method: "POST", body: data });
     const r = answer.receipt;
-    // What the access report listed is gone now: only the receipt stays on the page.
+    const taken = answer.confirmed_face_ids.length ? `, including ${answer.confirmed_face_ids.length} confirmed possible match(es)` : "";
+    const left = answer.left_to_review.length
+      ? ` ${answer.left_to_review.length} possible match(es) not confirmed were left: run the access report to review them.`
+      : "";
+    // What the access report listed is gone now: only the receipt (and what is left to review) stays on the page.
     $("#access tbody").replaceChildren();
     $("#access-wrap").hidden = true;
     $("#access-status").textContent = "";
     status.classList.add("ok");
-    status.textContent = `Erasure receipt ${r.id}: ${r.faces_removed} face(s) and ${r.images_removed} image(s) removed (reference ${r.reference}).`;
+    status.textContent = `Erasure receipt ${r.id}: ${r.faces_removed} face(s) and ${r.images_removed} image(s) removed${taken} (reference ${r.reference}).${left}`;
+    renderHeld(answer.left_to_review, "#review", "#review-wrap", true);
   } catch (error) {
     status.textContent = "";
     handleError(error);
