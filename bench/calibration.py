@@ -40,10 +40,8 @@ import numpy.typing as npt
 from bench.face_model import MODELS, FaceModel
 from bench.identification import Faces, dev_faces
 from bench.verify_accuracy import default_dev_dir
-from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, TEMPLATE_VIEWS, Settings
+from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, TEMPLATE_VIEWS, Settings, views_recipe
 from facesearch.vision.calibration import CALIBRATION_DIR, PRIOR, Calibration, calibration_file
-from facesearch.vision.models.onnx_resnet import OnnxResNetEmbedder
-from facesearch.vision.recipes import views_recipe
 
 EDGES = np.round(np.arange(0.0, 1.6005, 0.001), 3)
 """Histogram bins of distance (every pair is counted in one)."""

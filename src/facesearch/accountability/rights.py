@@ -138,6 +138,10 @@ class SubjectRights:
         )
 
     def _held(self, matches: list[tuple[float, FaceDetails]]) -> list[HeldImage]:
+        catalog = self.engine.catalog
+        recipes = {
+            name: catalog.collection_recipe(catalog.collection_id(name)) for name in {d.collection for _, d in matches}
+        }
         return [
             HeldImage(
                 face_id=d.face_id,
@@ -150,7 +154,7 @@ class SubjectRights:
                 box=d.box,
                 ingested_at=d.ingested_at,
                 delete_by=d.delete_by,
-                same_person=_rounded(self.engine.same_person(distance)),
+                same_person=_rounded(self.engine.same_person(distance, recipes[d.collection])),
             )
             for distance, d in matches
         ]
