@@ -127,6 +127,13 @@ def test_search_view_erase_and_audit(page: Page, base_url: str, gallery: Gallery
     page.screenshot(path=str(screenshots / "collections.png"), full_page=True)
     sign_out(page)
 
+    # A CompreFace recognition key: its collections, and where its work is done.
+    sign_in(page, base_url, gallery.keys["recognition"], "recognition")
+    expect(page).to_have_url(re.compile(r"#/collections$"))
+    expect(page.locator("#recognition-note")).to_contain_text("/api/v1/recognition")
+    expect(page.locator("#collections tbody tr").filter(has_text="subjects")).to_be_visible()
+    sign_out(page)
+
     # Rights: an access report, then an erasure.
     sign_in(page, base_url, gallery.keys["rights"], "rights")
     expect(page).to_have_url(re.compile(r"#/rights$"))

@@ -24,7 +24,7 @@ const NAV = [
   { route: "people", label: "People", roles: ["search", "ingest"] },
   { route: "rights", label: "Rights requests", roles: ["rights"] },
   { route: "audit", label: "Audit log", roles: ["auditor"] },
-  { route: "collections", label: "Collections", roles: ["admin", "ingest", "search", "auditor", "rights"] },
+  { route: "collections", label: "Collections", roles: ["admin", "ingest", "search", "auditor", "rights", "recognition"] },
 ];
 const HOME = { search: "search", ingest: "upload", rights: "rights", auditor: "audit" };
 
@@ -203,7 +203,9 @@ const PAGES = {
   signin: { render: renderSignIn, roles: null },
   search: { render: renderSearch, roles: ["search"] },
   image: { render: renderImage, roles: ["search", "rights"] },
-  collections: { render: renderCollections, roles: ["admin", "ingest", "search", "auditor", "rights"] },
+  collections: {
+    render: renderCollections, roles: ["admin", "ingest", "search", "auditor", "rights", "recognition"],
+  },
   audit: { render: renderAudit, roles: ["auditor"] },
   rights: { render: renderRights, roles: ["rights"] },
   upload: { render: renderUpload, roles: ["ingest"] },
@@ -608,6 +610,7 @@ function addRow(tbody, label, value) {
 async function renderCollections() {
   const main = mount("#tpl-collections");
   if (state.me.role === "admin") setUpNewCollection(main);
+  $("#recognition-note", main).hidden = state.me.role !== "recognition";
   return loadCollections();
 }
 
