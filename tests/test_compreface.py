@@ -344,4 +344,9 @@ def test_the_base64_and_download_flows_of_the_rest_documentation(
     broken = post("detection/detect", "search", {"file": "not base64!"})
     assert broken.status_code == 400 and "Base64" in broken.json()["message"]
     missing = post("verification/verify", "search", {"source_image": encoded(OBAMA[2])})
-    assert missing.status_code == 422 and "target_image" in missing.json()["message"]
+    assert missing.status_code == 400 and "target_image" in missing.json()["message"]
+    # Invalid requests are CompreFace's 400 with its codes, never 422: a value out of bounds, a wrong type.
+    out_of_bounds = post("recognition/recognize?limit=-1", "recognition", {"file": encoded(SHELDON[1])})
+    assert (out_of_bounds.status_code, out_of_bounds.json()["code"]) == (400, 26), out_of_bounds.text
+    wrong_type = post("recognition/recognize?det_prob_threshold=high", "recognition", {"file": encoded(SHELDON[1])})
+    assert (wrong_type.status_code, wrong_type.json()["code"]) == (400, 36), wrong_type.text

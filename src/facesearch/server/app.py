@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from facesearch.core.errors import FacesearchError, RateLimitedError
 from facesearch.engine.engine import Engine
 from facesearch.server import api_accountability, api_gallery, api_people, api_search, api_subjects, compreface
-from facesearch.server.compreface_shapes import compreface_answer
+from facesearch.server.compreface_shapes import INCORRECT_ARGUMENT, compreface_answer, compreface_invalid_code
 from facesearch.server.retention import RetentionSweeper
 from facesearch.server.service import Service, service
 
@@ -112,10 +112,15 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(_problem(error) for error in exc.errors())
+        if request.url.path.startswith(COMPREFACE_PREFIX):  # CompreFace's 400, with its code for the first problem
+            number = compreface_invalid_code(exc.errors()[0] if exc.errors() else {})
+            return _error(400, "invalid_request", f"the request is not valid: {problems}", number, request)
         return _error(422, "invalid_request", f"the request is not valid: {problems}", 2, request)
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400 and request.url.path.startswith(COMPREFACE_PREFIX):
+            return _error(400, "invalid_request", f"the request is not valid: {exc.detail}", INCORRECT_ARGUMENT, request)
         if exc.status_code == 400:  # a body that cannot be parsed: an invalid request like any other
             return _error(422, "invalid_request", f"the request is not valid: {exc.detail}", 2, request)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")

@@ -5,6 +5,7 @@ numeric codes (its ``ExceptionCode``: 28 no face, 31 too many faces, 42 subject 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,12 @@ NO_FACE = 28
 TOO_MANY_FACES = 31
 SUBJECT_NOT_FOUND = 42
 SUBJECT_EXISTS = 43
+# CompreFace's codes for invalid requests (its CommonExceptionCode).
+VALIDATION_CONSTRAINT_VIOLATION = 26
+MISSING_REQUEST_PARAMETER = 33
+MISSING_REQUEST_PART = 34
+MISSING_PATH_VARIABLE = 35
+INCORRECT_ARGUMENT = 36
 
 
 def similarity(distance: float, threshold: float) -> float:
@@ -98,6 +105,19 @@ def plugins_versions(models: ModelSet, *, recognition: bool = True) -> dict[str,
     return versions
 
 
+def compreface_invalid_code(problem: Mapping[str, Any]) -> int:
+    """CompreFace's code for one of a request's validation problems (pydantic's ``type`` and ``loc``): a missing
+    query parameter, file or path part; a value of the wrong type; a value outside its bounds."""
+    kind, where = str(problem.get("type", "")), tuple(problem.get("loc", ()))
+    if kind == "missing":
+        return {"query": MISSING_REQUEST_PARAMETER, "path": MISSING_PATH_VARIABLE}.get(
+            str(where[0]) if where else "", MISSING_REQUEST_PART
+        )
+    if kind.endswith(("_parsing", "_type")):
+        return INCORRECT_ARGUMENT
+    return VALIDATION_CONSTRAINT_VIOLATION
+
+
 def compreface_answer(error: FacesearchError) -> tuple[int, int, str]:
     """The HTTP status, CompreFace's numeric code and the message of an error on a CompreFace path; errors
     CompreFace has no code for keep facesearch's status and exit code."""
@@ -109,4 +129,6 @@ def compreface_answer(error: FacesearchError) -> tuple[int, int, str]:
         return 404, SUBJECT_NOT_FOUND, error.message
     if isinstance(error, SubjectExistsError):
         return 400, SUBJECT_EXISTS, error.message
+    if isinstance(error, InvalidValueError) and error.http_status == 422:  # CompreFace answers 400, never 422
+        return 400, VALIDATION_CONSTRAINT_VIOLATION, error.message
     return error.http_status, error.exit_code, error.message

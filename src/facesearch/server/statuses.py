@@ -53,12 +53,14 @@ def errors(*statuses: int, body: type[BaseModel] = ErrorBody) -> dict[int | str,
 
 COMPREFACE_400 = (
     "The image cannot be read, or shows no face (CompreFace's code 28) or, for an example, more than one (31); "
-    "or the subject exists already (43)."
+    "or the subject exists already (43); or a parameter is missing (33, a file 34) or not valid (26, 36)."
 )
 
 
 def compreface_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    documented = errors(*statuses, body=CompreFaceErrorBody)
+    """As ``errors``, with CompreFace's error body, and 400 on every route: CompreFace answers an invalid request
+    with 400 (never 422)."""
+    documented = errors(*dict.fromkeys((400, *statuses)), body=CompreFaceErrorBody)
     if 400 in documented:
         documented[400] = {**documented[400], "description": COMPREFACE_400}
     return documented
