@@ -119,10 +119,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 400 and request.url.path.startswith(COMPREFACE_PREFIX):
-            return _error(400, "invalid_request", f"the request is not valid: {exc.detail}", INCORRECT_ARGUMENT, request)
         if exc.status_code == 400:  # a body that cannot be parsed: an invalid request like any other
-            return _error(422, "invalid_request", f"the request is not valid: {exc.detail}", 2, request)
+            compreface = request.url.path.startswith(COMPREFACE_PREFIX)  # CompreFace's 400 and code
+            status, number = (400, INCORRECT_ARGUMENT) if compreface else (422, 2)
+            return _error(status, "invalid_request", f"the request is not valid: {exc.detail}", number, request)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = {"Allow": _allowed(app, request)} if exc.status_code == 405 else dict(exc.headers or {})
         return _error(exc.status_code, code, str(exc.detail), 2, request, headers)
