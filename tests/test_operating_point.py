@@ -18,7 +18,13 @@ from facesearch.core.errors import InvalidValueError
 from facesearch.core.results import to_plain
 from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, Settings
 from facesearch.engine.engine import Engine
-from facesearch.vision.calibration import CALIBRATION_DIR, Calibration, load_calibration, operating_point
+from facesearch.vision.calibration import (
+    CALIBRATION_DIR,
+    Calibration,
+    calibration_file,
+    load_calibration,
+    operating_point,
+)
 from test_cli import MASTER_KEY, facesearch
 
 SAMPLES = Path(__file__).parents[1] / "samples"
@@ -88,7 +94,7 @@ def test_below_the_measured_curve_the_extrapolation_is_conservative(calibration:
     assert decades and calibration.tail_slope <= min(decades) + 1e-3
     # Out of fold, at every gallery size where the threshold was extrapolated, the wrong matches per probe face
     # held on the other half's identities stayed within what was asked.
-    data = json.loads((CALIBRATION_DIR / "dlib-resnet-v1__4-views.json").read_text())
+    data = json.loads((CALIBRATION_DIR / calibration_file(RECIPE)).read_text())
     rows = [r for r in data["out_of_fold"]["wrong_matches_per_probe_face"] if r["extrapolated"]]
     assert rows and all(r["observed"] <= r["wanted"] for r in rows)
     point = operating_point(RECIPE, 10**7, 0.1, DEFAULT_MATCH_THRESHOLD)
