@@ -29,6 +29,15 @@ ADMIN = Actor("dpo@newsroom.example")
 SEARCH_PURPOSE = "Newsroom fact checks of people named in reader requests"
 CONSENT_ATTESTATION = "signed consent forms held by HR, policy P-12"
 STARTUP_SECONDS = 90
+# A collection allowed to group faces into people, as the people tests create it over the API.
+FAMILY = {
+    "name": "family",
+    "purpose": "Our own family photo archive, grouped by person",
+    "lawful_basis": "consent",
+    "biometric_condition": "explicit-consent",
+    "retention": "10y",
+    "people_allowed": True,
+}
 Client = Callable[..., TestClient]
 """Opens the gallery with some settings changed (``search_rate_per_minute=3``) and gives a test client over it."""
 

@@ -19,17 +19,9 @@ from facesearch.people.service import People
 from facesearch.safeguards.governance import CollectionSpec
 from facesearch.server.app import create_app
 from facesearch.server.service import Service
-from server_support import ADMIN, FIXTURES, Gallery, key, prepare_gallery
+from server_support import ADMIN, FAMILY, FIXTURES, Gallery, key, prepare_gallery
 
 OBAMA = FIXTURES / "identities" / "obama__1.jpg"
-FAMILY = {
-    "name": "family",
-    "purpose": "Our own family photo archive, grouped by person",
-    "lawful_basis": "consent",
-    "biometric_condition": "explicit-consent",
-    "retention": "10y",
-    "people_allowed": True,
-}
 
 
 @pytest.fixture(scope="module")

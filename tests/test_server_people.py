@@ -10,16 +10,7 @@ from fastapi.testclient import TestClient
 from facesearch.engine.engine import Engine
 from facesearch.server.app import create_app
 from facesearch.server.retention import RetentionSweeper
-from server_support import FIXTURES, prepare_gallery
-
-FAMILY = {
-    "name": "family",
-    "purpose": "Our own family photo archive, grouped by person",
-    "lawful_basis": "consent",
-    "biometric_condition": "explicit-consent",
-    "retention": "10y",
-    "people_allowed": True,
-}
+from server_support import FAMILY, FIXTURES, prepare_gallery
 
 
 def test_people_are_grouped_corrected_and_audited_over_http(tmp_path: Path) -> None:

@@ -15,16 +15,8 @@ from facesearch.engine.engine import Engine
 from facesearch.people.service import CLUSTER_STEPS
 from facesearch.server.app import create_app
 from facesearch.server.jobs import WAITING, Job, Jobs
-from server_support import FIXTURES, prepare_gallery
+from server_support import FAMILY, FIXTURES, prepare_gallery
 
-FAMILY = {
-    "name": "family",
-    "purpose": "Our own family photo archive, grouped by person",
-    "lawful_basis": "consent",
-    "biometric_condition": "explicit-consent",
-    "retention": "10y",
-    "people_allowed": True,
-}
 JOBS = "/v1/collections/family/people/cluster/jobs"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import TIMEOUT_MS, require_chromium
+from browser_support import TIMEOUT_MS, require_chromium, search, sign_in, sign_out
 from server_support import FIXTURES, Gallery, live_server, prepare_gallery
 
 require_chromium()
@@ -31,27 +31,6 @@ def gallery(tmp_path_factory: pytest.TempPathFactory) -> Gallery:
 def base_url(gallery: Gallery) -> Iterator[str]:
     with live_server(gallery, FACESEARCH_SEARCH_RATE_PER_MINUTE="1000") as base:
         yield base
-
-
-def sign_in(page: Page, base_url: str, token: str, role: str) -> None:
-    page.goto(f"{base_url}/ui/#/signin")
-    page.get_by_label("API key").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#who-text")).to_contain_text(f"({role})")
-
-
-def sign_out(page: Page) -> None:
-    page.get_by_role("button", name="Sign out").click()
-    expect(page.get_by_label("API key")).to_be_visible()
-    assert page.evaluate("sessionStorage.length") == 0
-    assert page.evaluate("localStorage.length") == 0
-
-
-def search(page: Page, probe: Path, case: str) -> None:
-    page.get_by_label("Probe photo").set_input_files(str(probe))
-    page.get_by_label("Case reference").fill(case)
-    page.get_by_role("button", name="Search", exact=True).click()
-    expect(page.locator("#search-status")).not_to_have_text(re.compile(r"^$|Searching"))
 
 
 def assert_no_sideways_scroll(page: Page, what: str) -> None:

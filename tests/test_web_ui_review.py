@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from browser_support import require_chromium
+from browser_support import require_chromium, search, sign_in, sign_out
 from server_support import ADMIN, Gallery, live_server, prepare_gallery
 from test_rights_review import GROUP, PROBE, RICK
 
@@ -17,7 +17,6 @@ require_chromium()
 from playwright.sync_api import Dialog, Page, expect  # noqa: E402
 
 from facesearch.engine.engine import Engine  # noqa: E402
-from test_web_ui import search, sign_in, sign_out  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from browser_support import TIMEOUT_MS, require_chromium
+from browser_support import TIMEOUT_MS, require_chromium, search, sign_in, sign_out
 from server_support import FIXTURES, Gallery, live_server, prepare_gallery
 
 require_chromium()
@@ -60,26 +60,6 @@ def accept_dialogs(page: Page) -> list[str]:
 
     page.on("dialog", accept)
     return seen
-
-
-def sign_in(page: Page, base_url: str, token: str, role: str) -> None:
-    page.goto(f"{base_url}/ui/#/signin")
-    page.get_by_label("API key").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#who-text")).to_contain_text(f"({role})")
-
-
-def sign_out(page: Page) -> None:
-    page.get_by_role("button", name="Sign out").click()
-    expect(page.get_by_label("API key")).to_be_visible()
-    assert page.evaluate("sessionStorage.length") == 0
-
-
-def search(page: Page, probe: Path, case: str) -> None:
-    page.get_by_label("Probe photo").set_input_files(str(probe))
-    page.get_by_label("Case reference").fill(case)
-    page.get_by_role("button", name="Search", exact=True).click()
-    expect(page.locator("#search-status")).not_to_have_text(re.compile(r"^$|Searching"))
 
 
 def thumbnails_loaded(page: Page, selector: str) -> None:
