@@ -13,7 +13,8 @@ within 0.6, and strangers 0.80, 5 % under 0.65), ``--per-person`` photos of each
 For each: single-probe search p50/p95 over ``--probes`` new photos of gallery people (each searched alone, as the
 service does, top ``K``), the recall of the probe person's own faces within the 0.6 threshold (of those exact
 search finds), memory per face (faiss: the index's bytes; Milvus: the server process's resident memory after the
-gallery is inserted, flushed and indexed, less before) and the erasure of one person's faces (faiss ``remove``;
+gallery is inserted, flushed and indexed, less before: the server's own growth and release outweigh the faces
+below about a million, where it can even be negative) and the erasure of one person's faces (faiss ``remove``;
 Milvus ``MilvusIndex.remove``: delete, flush, compact and wait for the compaction).
 """
 

@@ -19,7 +19,7 @@ Markdown goes to stdout, progress to stderr.
 
     python bench/scale_out.py                      # 100 dev images, 1 repeat
     python bench/scale_out.py --images 100 --repeats 2
-    python bench/scale_out.py --part search --faces 10000     # seconds
+    python bench/scale_out.py --part search --faces 10000 --probes 100   # about a minute (strong consistency waits)
     python bench/scale_out.py --part search                   # 1M faces
 """
 
