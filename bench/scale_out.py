@@ -10,10 +10,17 @@ processes start and load the models again: seconds that a second node cannot sha
 nodes at 1.8x one or better; on one machine the driver (hashing, catalog writes, Ray's own processes) shares the
 cores with the nodes, which is what this measures too.
 
+``--part search`` measures instead search and erasure with vectors on Milvus against local faiss at ``--faces``
+synthetic faces, side by side (``bench/milvus_search.py`` says how), on the Milvus server at ``--vector-store``
+(default ``FACESEARCH_VECTOR_STORE``; ``--milvus-pid`` or ``FACESEARCH_MILVUS_PID`` names its process, whose
+memory is measured: ``deploy/local-cluster env milvus`` prints both).
+
 Markdown goes to stdout, progress to stderr.
 
     python bench/scale_out.py                      # 100 dev images, 1 repeat
     python bench/scale_out.py --images 100 --repeats 2
+    python bench/scale_out.py --part search --faces 10000 --probes 100   # about a minute (strong consistency waits)
+    python bench/scale_out.py --part search                   # 1M faces
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.face_model import MODELS
 from bench.ingest_throughput import default_dev_dir, select_images
-from facesearch.core.settings import Settings
+from bench.milvus_search import run as search_part
+from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, Settings
 from facesearch.engine.engine import Engine
 from facesearch.engine.ingest import Progress
 from facesearch.safeguards.audit import Actor
@@ -103,7 +112,27 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--dev", type=Path, default=default_dev_dir())
+    parser.add_argument("--part", choices=("ingest", "search"), default="ingest")
+    parser.add_argument("--faces", type=int, default=1_000_000, help="search part: gallery size")
+    parser.add_argument("--per-person", type=int, default=10, help="search part: photos of each person")
+    parser.add_argument("--probes", type=int, default=1000, help="search part: probes, each searched alone")
+    parser.add_argument("--vector-store", default=os.environ.get("FACESEARCH_VECTOR_STORE", ""))
+    parser.add_argument("--milvus-pid", type=int, default=int(os.environ.get("FACESEARCH_MILVUS_PID", "0")))
+    parser.add_argument("--template-views", type=int, choices=sorted(MODELS), default=DEFAULT_TEMPLATE_VIEWS)
     args = parser.parse_args()
+    if args.part == "search":
+        if not args.vector_store or not args.milvus_pid:
+            raise SystemExit("--part search needs --vector-store and --milvus-pid (deploy/local-cluster env milvus)")
+        print(
+            search_part(
+                args.faces, args.per_person, args.probes, args.vector_store, args.milvus_pid, args.template_views
+            )
+        )
+        return
+    ingest_part(args)
+
+
+def ingest_part(args: argparse.Namespace) -> None:
     images, kinds = select_images(args.dev, args.images)
     directory = Path(tempfile.mkdtemp(prefix="fs-ray-"))
     runs: dict[int, list[Run]] = {1: [], 2: []}

@@ -45,3 +45,33 @@ def test_every_checked_model_file_is_in_the_models_doc_with_its_package() -> Non
     for name, (digest, package) in files.items():
         (row,) = [line for cell, line in rows.items() if name in cell]
         assert f"`{digest[:8]}…`" in row and package in row, f"docs/models.md: {name}'s row is out of date"
+
+
+def test_the_milvus_cluster_example_is_marked_untested_and_carries_the_erasure_settings() -> None:
+    import importlib.util
+
+    import yaml  # type: ignore[import-untyped]  # PyYAML comes with ray (pinned in pyproject.toml)
+
+    example = ROOT / "deploy" / "examples" / "milvus-cluster-values.yaml"
+    text = example.read_text()
+    assert text.startswith("# EXAMPLE ONLY, NOT TESTED HERE"), f"{example.name} must say first that it is untested"
+    values = yaml.safe_load(text)
+    assert values["cluster"]["enabled"] is True
+    spec = importlib.util.spec_from_file_location("milvus_server", ROOT / "deploy" / "milvus_server.py")
+    assert spec is not None and spec.loader is not None
+    server = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(server)
+    overrides = yaml.safe_load(values["extraConfigFiles"]["user.yaml"])
+    for dotted in server.ERASURE_SETTINGS:
+        if dotted.startswith("rocksmq."):  # a cluster's message log is Pulsar, whose retention is set apart
+            continue
+        node = overrides
+        for key in dotted.split("."):
+            assert key in node, f"{example.name} lacks {dotted}, which erasure needs (deploy/milvus_server.py)"
+            node = node[key]
+    assert overrides["common"]["retentionDuration"] == 0
+    assert values["pulsar"]["broker"]["configData"]["defaultRetentionTimeInMinutes"]
+    readme = (ROOT / "README.md").read_text()
+    for named in ("deploy/examples/milvus-cluster-values.yaml", "docs/scale.md", "FACESEARCH_DATABASE_URL"):
+        assert named in readme
+    assert "FACESEARCH_VECTOR_STORE" in readme and "FACESEARCH_RAY_ADDRESS" in readme
