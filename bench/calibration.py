@@ -20,6 +20,12 @@ reliability on held-out pairs.
 
     python -m bench.calibration                      # default recipe, checks up to 1M faces (minutes)
     python -m bench.calibration --sizes 1000 10000   # quicker check
+    python -m bench.calibration --recipe dlib4view+facenet2view-v1   # the fused recipe (needs FaceNet's caches)
+
+The fused recipe's faces are those both pipelines found (``bench/template_fusion.py``: dlib's four-view cache and
+``bench/facenet_templates.py``'s chip and mirror caches), fused exactly as ``vision/recipes.py`` fuses them. The face
+model's synthetic distractors model dlib's templates only, so for the fused recipe the out-of-fold checks beyond the
+real faces report the real faces' rate scaled to the gallery size (``observed`` is then that figure).
 """
 
 from __future__ import annotations
@@ -39,9 +45,12 @@ import numpy.typing as npt
 
 from bench.face_model import MODELS, FaceModel
 from bench.identification import Faces, dev_faces
+from bench.recipe_threshold import fused_templates
+from bench.template_fusion import load_dataset
 from bench.verify_accuracy import default_dev_dir
-from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, TEMPLATE_VIEWS, Settings, views_recipe
+from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, TEMPLATE_RECIPES, Settings, views_recipe
 from facesearch.vision.calibration import CALIBRATION_DIR, PRIOR, Calibration, calibration_file
+from facesearch.vision.recipes import FUSED_DLIB_WEIGHT, FUSED_SCALE, recipe_named
 
 EDGES = np.round(np.arange(0.0, 1.6005, 0.001), 3)
 """Histogram bins of distance (every pair is counted in one)."""
@@ -174,8 +183,11 @@ def wrong_matches(
     return counts
 
 
-def check_fold(train: Faces, test: Faces, model: FaceModel, sizes: Sequence[int], fold: int) -> list[dict[str, Any]]:
-    """Held-out identities searched at each gallery size with the thresholds fitted on the other half."""
+def check_fold(
+    train: Faces, test: Faces, model: FaceModel | None, sizes: Sequence[int], fold: int
+) -> list[dict[str, Any]]:
+    """Held-out identities searched at each gallery size with the thresholds fitted on the other half; past the
+    real faces, with ``model``'s synthetic distractors (without a model, the real faces' rate scaled)."""
     calibration = Calibration.from_dict(fit(train, "fold"))
     seen: set[str] = set()
     enrolled_mask = np.zeros(len(test.labels), dtype=bool)
@@ -202,7 +214,8 @@ def check_fold(train: Faces, test: Faces, model: FaceModel, sizes: Sequence[int]
             within = wrong_matches(probes, real[chosen], threshold) - own.astype(np.int64)
             # Real look-alikes are rarer among synthetic faces: the real faces' rate, scaled to the gallery, too.
             real_scaled = float(within.mean()) * size / len(chosen)
-            for start in range(0, max(0, size - len(chosen)), CHUNK):
+            for start in range(0, max(0, size - len(chosen)) if model else 0, CHUNK):
+                assert model is not None
                 count = min(CHUNK, size - len(chosen) - start)
                 synthetic = model.faces(count, seed=1000 * (fold + 1) + start // CHUNK)[0]
                 within += wrong_matches(probes, synthetic, threshold)
@@ -214,7 +227,7 @@ def check_fold(train: Faces, test: Faces, model: FaceModel, sizes: Sequence[int]
                     "threshold": round(threshold, 4),
                     "extrapolated": calibration.extrapolated(wanted, size),
                     "probes": len(probes),
-                    "observed": float(within.mean()),
+                    "observed": float(within.mean()) if model or size <= len(chosen) else real_scaled,
                     "observed_real_scaled": real_scaled,
                     "mates_found": float(own[mate_held].mean()),
                 }
@@ -246,20 +259,29 @@ def reliability(train: Faces, test: Faces) -> dict[str, Any]:
     return {"bins": rows, "expected_calibration_error": round(error, 4)}
 
 
+def recipe_faces(dev: Path, name: str) -> Faces:
+    """The dev LFW faces' templates as ``name`` makes them."""
+    recipe = recipe_named(name)
+    if not recipe.facenet_views:
+        return dev_faces(dev, Settings(template_views=recipe.dlib_views))[0]
+    data = load_dataset(dev, facenet_views=recipe.facenet_views, dlib_views=recipe.dlib_views)
+    fused = fused_templates(data.dlib, data.facenet, FUSED_DLIB_WEIGHT) * FUSED_SCALE
+    return Faces(fused.astype(np.float32), data.labels, data.multi)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=default_dev_dir())
-    parser.add_argument("--template-views", type=int, default=DEFAULT_TEMPLATE_VIEWS, choices=TEMPLATE_VIEWS)
+    parser.add_argument("--recipe", default=views_recipe(DEFAULT_TEMPLATE_VIEWS), choices=TEMPLATE_RECIPES)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--out-dir", type=Path, default=CALIBRATION_DIR)
     args = parser.parse_args(argv)
-    settings = Settings(template_views=args.template_views)
-    recipe = views_recipe(args.template_views)
-    faces, _ = dev_faces(args.data, settings)
-    report = fit(faces, recipe)
+    recipe = recipe_named(args.recipe)
+    faces = recipe_faces(args.data, args.recipe)
+    report = fit(faces, recipe.name)
     people = np.array(sorted(set(faces.labels.tolist())))
     halves = np.random.default_rng(0).permutation(len(people)) % 2
-    model = FaceModel.load(MODELS[args.template_views])
+    model = None if recipe.facenet_views else FaceModel.load(MODELS[recipe.dlib_views])
     checks: list[dict[str, Any]] = []
     calibration_checks = []
     for fold in (0, 1):
@@ -272,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wrong_matches_per_probe_face": checks,
         "calibration": calibration_checks,
     }
-    path = args.out_dir / calibration_file(recipe)
+    path = args.out_dir / calibration_file(recipe.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {path}")

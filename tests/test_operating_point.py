@@ -16,7 +16,7 @@ from facesearch.cli.html_report import render_search_report
 from facesearch.cli.main import _search_text
 from facesearch.core.errors import InvalidValueError
 from facesearch.core.results import to_plain
-from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, Settings
+from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, TEMPLATE_RECIPES, Settings
 from facesearch.engine.engine import Engine
 from facesearch.vision.calibration import (
     CALIBRATION_DIR,
@@ -146,6 +146,19 @@ def test_the_wanted_false_matches_setting_moves_the_threshold(samples: Engine) -
     finally:
         samples.settings = default
     assert strict.threshold < loose.threshold <= DEFAULT_MATCH_THRESHOLD
+
+
+THRESHOLDS_AT_1000 = {"dlib-1view-v1": 0.467, "dlib-4view-v1": 0.469, "dlib4view+facenet2view-v1": 0.487}
+"""As README.md and bench/README.md state them."""
+
+
+@pytest.mark.parametrize("recipe", TEMPLATE_RECIPES)
+def test_every_template_recipe_ships_its_false_match_curve(recipe: str) -> None:
+    """A search of a thousand faces of any recipe, the fused one included, runs at the measured FMR of 1e-4."""
+    point = operating_point(recipe, 1_000, 0.1, DEFAULT_MATCH_THRESHOLD)
+    assert point.chosen_by == "false-match target" and point.recipe == recipe
+    assert point.false_match_rate == pytest.approx(1e-4, rel=0.05)
+    assert point.threshold == pytest.approx(THRESHOLDS_AT_1000[recipe], abs=5e-4)
 
 
 def test_a_recipe_without_calibration_searches_at_the_verification_threshold() -> None:
