@@ -81,13 +81,21 @@ def save_cache(templates: dict[str, Floats | None], path: Path = CACHE) -> None:
     np.savez(path, files=np.array(files), vectors=vectors, found=found)
 
 
-def embed_dev(dev: Path, files: Sequence[str], batch: int = 32, mirror: bool = False) -> dict[str, Floats | None]:
-    """FaceNet templates of ``files`` (those cached reused), the cache updated as it goes."""
-    cache = MIRROR_CACHE if mirror else CACHE
+def embed_dev(
+    dev: Path,
+    files: Sequence[str],
+    batch: int = 32,
+    mirror: bool = False,
+    cache: Path | None = None,
+    graph: Path | None = None,
+) -> dict[str, Floats | None]:
+    """FaceNet templates of ``files`` (those cached reused), the cache updated as it goes; ``graph`` runs another
+    form of the network (``FaceNetEmbedder``), into a ``cache`` of its own."""
+    cache = cache or (MIRROR_CACHE if mirror else CACHE)
     templates = load_cache(cache)
     todo = [name for name in files if name not in templates]
     print(f"FaceNet: {len(todo)} photos to embed ({len(templates)} cached)", file=sys.stderr)
-    proposer, embedder = YuNetProposer(), FaceNetEmbedder(threads=1)
+    proposer, embedder = YuNetProposer(), FaceNetEmbedder(threads=1, graph=graph)
     started = time.perf_counter()
     for start in range(0, len(todo), batch):
         names, chips = [], []

@@ -85,14 +85,19 @@ class Report:
     """The weight chosen on each of the fold pairs' training folds (empty when nothing is fitted)."""
 
 
-def load_dataset(dev: Path, facenet_views: int = 1, dlib_views: int = 4) -> Dataset:
+def load_dataset(
+    dev: Path,
+    facenet_views: int = 1,
+    dlib_views: int = 4,
+    facenet_caches: tuple[Path, Path] = (facenet_templates.CACHE, facenet_templates.MIRROR_CACHE),
+) -> Dataset:
     """The faces both pipelines find; with ``facenet_views`` 2, FaceNet's template is the unit mean of the chip's and
-    its mirror image's (``facenet_templates --mirror``)."""
+    its mirror image's (``facenet_templates --mirror``). ``facenet_caches``: the chip's and the mirror's caches."""
     files = facenet_templates.lfw_files(dev)
     dlib_cache = load_cache(Path(CACHE.format(views=dlib_views)), Settings(template_views=dlib_views))
-    facenet_cache = facenet_templates.load_cache()
+    facenet_cache = facenet_templates.load_cache(facenet_caches[0])
     if facenet_views == 2:
-        mirrored = facenet_templates.load_cache(facenet_templates.MIRROR_CACHE)
+        mirrored = facenet_templates.load_cache(facenet_caches[1])
         facenet_cache = {
             name: None if vector is None or mirrored.get(name) is None else _mean_of_units(vector, mirrored[name])
             for name, vector in facenet_cache.items()

@@ -177,3 +177,17 @@ def test_the_chips_are_what_the_alignment_makes_today() -> None:
     assert names == reference["names"].tolist()
     difference = np.abs(np.stack(chips).astype(int) - reference["chips"].astype(int))
     assert difference.max() <= 1
+
+
+def test_another_form_of_the_graph_runs_when_named(built: Path, tmp_path: Path) -> None:
+    """``graph`` (what bench/facenet_int8.py uses for its 8-bit form) runs that file; a missing one is named."""
+    copy = tmp_path / "facenet-copy.onnx"
+    copy.write_bytes(built.read_bytes())
+    chips = list(np.load(REFERENCE)["chips"][:2])
+    named = FaceNetEmbedder(graph=copy)
+    assert named.model_path == copy
+    np.testing.assert_allclose(
+        named.raw(chips), np.load(REFERENCE)["keras_outputs"][:2], rtol=TOLERANCE, atol=TOLERANCE
+    )
+    with pytest.raises(FaceNetUnavailableError, match=r"facenet-missing\.onnx"):
+        FaceNetEmbedder(graph=tmp_path / "facenet-missing.onnx")

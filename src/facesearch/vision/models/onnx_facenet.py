@@ -225,7 +225,10 @@ class FaceNetEmbedder:
         cache_dir: Path | None = None,
         batch_size: int = DEFAULT_BATCH,
         threads: int = 1,
+        graph: Path | None = None,
     ) -> None:
+        """``graph``: an ONNX graph with the same input and output to run instead of the one built from the
+        ``.h5`` (``bench/facenet_int8.py`` runs its 8-bit form this way)."""
         from facesearch.vision.models.onnx_resnet import onnxruntime_module
 
         if batch_size < 1:
@@ -233,7 +236,7 @@ class FaceNetEmbedder:
         self.batch_size = batch_size
         try:
             ort = onnxruntime_module()
-            self.model_path = ensure_onnx_model(h5_path, cache_dir)
+            self.model_path = graph or ensure_onnx_model(h5_path, cache_dir)
         except ImportError as error:
             raise FaceNetUnavailableError(f"onnx or onnxruntime is not installed: {error}") from error
         options = ort.SessionOptions()
