@@ -12,6 +12,8 @@ about 4 min), and the fused recipe's templates (dlib's four views concatenated w
 chosen out of fold as ``bench/template_fusion.py`` chooses it) are measured with either graph's FaceNet part.
 
     PYTHONPATH=src python -m bench.facenet_int8           # needs bench.facenet_templates's two 32-bit caches
+    PYTHONPATH=src python -m bench.facenet_int8 --shrunk  # and FaceNet over four 8-bit views: the chip, its mirror,
+                                                          # both shrunk by 6 % as dlib's third and fourth views are
 """
 
 from __future__ import annotations
@@ -33,9 +35,14 @@ from facesearch.core.records import RGBImage
 from facesearch.vision.alignment import arcface_chip
 from facesearch.vision.models.onnx_facenet import INPUT_NAME, FaceNetEmbedder, ensure_onnx_model
 from facesearch.vision.models.yunet import YuNetProposer
+from facesearch.vision.templates import SHRINK
 
 GRAPH = Path("bench/results/facenet-int8.onnx")
 CACHES = (Path("bench/results/facenet-int8-cache.npz"), Path("bench/results/facenet-int8-mirror-cache.npz"))
+SHRUNK_CACHES = (
+    Path("bench/results/facenet-int8-shrunk-cache.npz"),
+    Path("bench/results/facenet-int8-shrunk-mirror-cache.npz"),
+)
 PERCENTILE = 99.999
 BATCH = 4
 
@@ -105,14 +112,44 @@ def cost_and_agreement(fp32: FaceNetEmbedder, int8: FaceNetEmbedder, chips: Sequ
     return lines
 
 
-def fused_accuracy(dev: Path) -> str:
-    """The fused recipe's figures out of fold, with the 32-bit and then the 8-bit FaceNet part."""
+def embed_shrunk(dev: Path, files: Sequence[str]) -> None:
+    """The 8-bit templates of each chip and its mirror shrunk by ``SHRINK`` about the centre."""
+    for mirror, cache in zip((False, True), SHRUNK_CACHES, strict=True):
+        facenet_templates.embed_dev(dev, files, mirror=mirror, cache=cache, graph=GRAPH, shrink=SHRINK)
+
+
+def four_view_caches() -> tuple[Path, Path]:
+    """Caches whose two-view mean is the mean of the four 8-bit views (the chip with its shrunk form, the mirror
+    with its)."""
+    joined = (CACHES[0].with_name("facenet-int8-4view-a.npz"), CACHES[0].with_name("facenet-int8-4view-b.npz"))
+    for plain, small, target in zip(CACHES, SHRUNK_CACHES, joined, strict=True):
+        first, second = facenet_templates.load_cache(plain), facenet_templates.load_cache(small)
+        facenet_templates.save_cache(
+            {
+                name: None if vector is None or second.get(name) is None else _unit_mean(vector, second[name])
+                for name, vector in first.items()
+            },
+            target,
+        )
+    return joined
+
+
+def _unit_mean(first: npt.NDArray[np.float32], second: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32]:
+    assert second is not None
+    mean = first / np.linalg.norm(first) + second / np.linalg.norm(second)
+    result: npt.NDArray[np.float32] = (mean / np.linalg.norm(mean)).astype(np.float32)
+    return result
+
+
+def fused_accuracy(dev: Path, four_views: bool) -> str:
+    """The fused recipe's figures out of fold, with the 32-bit and then the 8-bit FaceNet part (and the 8-bit part
+    over four views)."""
     reports = []
     first: template_fusion.Dataset | None = None
-    for name, caches in (
-        ("32-bit", (facenet_templates.CACHE, facenet_templates.MIRROR_CACHE)),
-        ("8-bit", CACHES),
-    ):
+    variants = [("32-bit", (facenet_templates.CACHE, facenet_templates.MIRROR_CACHE)), ("8-bit", CACHES)]
+    if four_views:
+        variants.append(("8-bit, four views", four_view_caches()))
+    for name, caches in variants:
         data = template_fusion.load_dataset(dev, facenet_views=2, facenet_caches=caches)
         first = first or data
         if data.files != first.files:
@@ -121,7 +158,7 @@ def fused_accuracy(dev: Path) -> str:
         folds = template_fusion.identity_folds(data.labels)
         bases = {"dlib_unit": template_fusion.distances(template_fusion.unit(data.dlib))}
         bases["facenet"] = template_fusion.distances(data.facenet)
-        reports.append(template_fusion.measure(f"FaceNet {name}, two views", bases["facenet"], data, parts, []))
+        reports.append(template_fusion.measure(f"FaceNet {name}", bases["facenet"], data, parts, []))
         concatenated = next(f for f in template_fusion.FUSIONS if f.name == "concatenated")
         fused, weights = template_fusion.held_out(concatenated, bases, data, folds)
         reports.append(template_fusion.measure(f"dlib four views + FaceNet {name}", fused, data, parts, weights))
@@ -134,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=default_dev_dir())
     parser.add_argument("--calibration", type=int, default=150, help="chips whose activations set the ranges")
     parser.add_argument("--timed", type=int, default=100, help="other chips, timed and compared")
+    parser.add_argument("--shrunk", action="store_true", help="FaceNet over four 8-bit views too")
     args = parser.parse_args(argv)
     files = facenet_templates.lfw_files(args.data)
     chips = dev_chips(args.data, files, args.calibration + args.timed)
@@ -143,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(cost_and_agreement(fp32, int8, chips[args.calibration :])) + "\n")
     for mirror, cache in zip((False, True), CACHES, strict=True):
         facenet_templates.embed_dev(args.data, files, mirror=mirror, cache=cache, graph=GRAPH)
-    print(fused_accuracy(args.data))
+    if args.shrunk:
+        embed_shrunk(args.data, files)
+    print(fused_accuracy(args.data, args.shrunk))
     return 0
 
 

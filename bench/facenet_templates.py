@@ -29,6 +29,7 @@ from facesearch.core.records import Box, Point, RGBImage
 from facesearch.vision.alignment import arcface_chip
 from facesearch.vision.models.onnx_facenet import FaceNetEmbedder
 from facesearch.vision.models.yunet import YuNetProposer
+from facesearch.vision.templates import shrunk
 
 CACHE = Path("bench/results/facenet-cache.npz")
 MIRROR_CACHE = Path("bench/results/facenet-mirror-cache.npz")
@@ -88,9 +89,11 @@ def embed_dev(
     mirror: bool = False,
     cache: Path | None = None,
     graph: Path | None = None,
+    shrink: float = 1.0,
 ) -> dict[str, Floats | None]:
     """FaceNet templates of ``files`` (those cached reused), the cache updated as it goes; ``graph`` runs another
-    form of the network (``FaceNetEmbedder``), into a ``cache`` of its own."""
+    form of the network (``FaceNetEmbedder``), and ``shrink`` < 1 shrinks each chip's content about its centre (as
+    dlib's third and fourth views are), each into a ``cache`` of its own."""
     cache = cache or (MIRROR_CACHE if mirror else CACHE)
     templates = load_cache(cache)
     todo = [name for name in files if name not in templates]
@@ -107,6 +110,7 @@ def embed_dev(
                 continue
             names.append(name)
             chip = arcface_chip(pixels, face[1], embedder.chip_size)
+            chip = shrunk(chip, shrink) if shrink < 1 else chip
             chips.append(np.ascontiguousarray(chip[:, ::-1]) if mirror else chip)
         for name, vector in zip(names, embedder.embed(chips), strict=True):
             templates[name] = vector

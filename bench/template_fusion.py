@@ -26,6 +26,7 @@ rank-10, and open-set FNIR at FPIR with the real distractors (the one-photo iden
     PYTHONPATH=src python -m bench.template_fusion [--json bench/results/template_fusion.json] [--shrink S]
     PYTHONPATH=src python -m bench.template_fusion --facenet-views 2   # FaceNet over the chip and its mirror
     PYTHONPATH=src python -m bench.template_fusion --dlib-views 1      # dlib's one view (cluster-cache-1view.json)
+    PYTHONPATH=src python -m bench.template_fusion --facenet-views 2 --p-norms 1 3 4 6   # other p-norm fusions too
 """
 
 from __future__ import annotations
@@ -201,6 +202,17 @@ FUSIONS = (
 )
 
 
+def p_norm(p: float) -> Fusion:
+    """(w a^p + (1 - w) b^p)^(1/p) of the unit templates' distances; p = 2 is the concatenation."""
+
+    def combine(blocks: Sequence[Matrix], _stats: Sequence[npt.NDArray[np.float64]], w: float) -> Matrix:
+        a, b = (block.astype(np.float64) for block in blocks)
+        result: Matrix = ((w * a**p + (1 - w) * b**p) ** (1 / p)).astype(np.float32)
+        return result
+
+    return Fusion(f"p-norm {p:g}", ("dlib_unit", "facenet"), lambda _: np.zeros(0), combine)
+
+
 def person_numbers(labels: npt.NDArray[np.str_]) -> npt.NDArray[np.intp]:
     """A number per person (pairs are compared by number: millions of string pairs would take gigabytes)."""
     numbers: npt.NDArray[np.intp] = np.unique(labels, return_inverse=True)[1]
@@ -352,6 +364,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--dlib-views", type=int, default=4, choices=(1, 4), help="1: bench.identification --template-views 1 first"
     )
     parser.add_argument("--shrink", type=float, default=0.1, help="whitening's shrinkage towards the mean variance")
+    parser.add_argument(
+        "--p-norms", type=float, nargs="*", default=[], help="p-norm fusions to try too (2: concatenated)"
+    )
     args = parser.parse_args(argv)
     data = load_dataset(args.data, args.facenet_views, args.dlib_views)
     dlib = "dlib, four views (today's default)" if args.dlib_views == 4 else "dlib, one view"
@@ -363,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         measure(dlib, bases["dlib"], data, parts, []),
         measure(facenet, bases["facenet"], data, parts, []),
     ]
-    for fusion in FUSIONS:
+    for fusion in (*FUSIONS, *(p_norm(p) for p in args.p_norms)):
         fused, weights = held_out(fusion, bases, data, folds)
         reports.append(measure(f"dlib + {facenet}, {fusion.name}", fused, data, parts, weights))
         del fused
