@@ -192,12 +192,7 @@ class MilvusIndex:
     def remove(self, ids: Ids) -> int:
         """Delete, flush and compact: the segments that held the vectors are rewritten without them. Reads only the
         ids given, whatever the collection's size."""
-        wanted = np.unique(np.asarray(ids, dtype=np.int64))
-        present = [
-            face_id
-            for start in range(0, len(wanted), QUERY_BATCH)
-            for face_id in self._held(wanted[start : start + QUERY_BATCH])
-        ]
+        present = self.held(ids)
         if not present:
             return 0
         for start in range(0, len(present), QUERY_BATCH):
@@ -206,8 +201,16 @@ class MilvusIndex:
         self.see_writes_until_now()
         return len(present)
 
+    def held(self, ids: Ids) -> list[int]:
+        """Those of ``ids`` the collection holds, sorted: queries bounded by them (``QUERY_BATCH`` at a time)."""
+        wanted = np.unique(np.asarray(ids, dtype=np.int64))
+        return [
+            face_id
+            for start in range(0, len(wanted), QUERY_BATCH)
+            for face_id in self._held(wanted[start : start + QUERY_BATCH])
+        ]
+
     def _held(self, ids: Ids) -> list[int]:
-        """Those of ``ids`` the collection holds (at most ``QUERY_BATCH``: one query bounded by them)."""
         listed = ", ".join(str(int(i)) for i in ids)
         rows = self.server.call(
             "looking up vectors on",
