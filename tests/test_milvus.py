@@ -169,14 +169,14 @@ def test_a_search_sees_this_process_s_writes_at_once_without_waiting_as_strong_d
     index = new_index(server, 5)
     try:
         index.add(np.arange(200, dtype=np.int64), (rng.standard_normal((200, 128)) * 0.05).astype(np.float32))
-        for face_id in (1000, 1001):
+        for face_id in (1000, 1001, 1002):
             vector = (rng.standard_normal((1, 128)) * 0.05).astype(np.float32)
             index.search(vector, 1)  # the server has applied everything so far: the next write is what is new
             index.add(np.array([face_id]), vector)
             assert index.search(vector, 1)[1][0, 0] == face_id
-            index.search(vector, 1)
-            assert index.remove(np.array([face_id])) == 1
-            assert face_id not in index.search(vector, 5)[1][0]
+        index.search(vector, 1)
+        assert index.remove(np.array([1002])) == 1  # about 20 s: the server's compaction
+        assert 1002 not in index.search(vector, 5)[1][0]
         assert index._search_consistency(exhaustive=False)["consistency_level"] != milvus_index.STRONG
         assert index._search_consistency(exhaustive=True) == {"consistency_level": milvus_index.STRONG}
     finally:
@@ -270,6 +270,44 @@ def test_a_search_sees_what_another_process_ingested_and_erased_just_before(
 
         other_process("rights", "erase", "--reference", "erasure request 2", person[-1])
         assert engine.search(person[-1], ACTOR, PURPOSE).results[0].matches == []
+
+
+@pytest.mark.milvus
+def test_facesearch_reindex_fills_a_milvus_collection_of_the_new_recipe_and_drops_the_old(
+    tmp_path: Path, milvus_server: MilvusTestServer, identity_files: dict[str, list[Path]]
+) -> None:
+    settings = milvus_settings(tmp_path, milvus_server)
+    person = next(iter(identity_files.values()))
+    with Engine.init(settings) as engine:
+        engine.create_collection(news_spec(), ACTOR)
+        engine.ingest("news", person[:-1], ACTOR)
+        collection_id = engine.catalog.collection_id("news")
+        indexes = engine.indexes
+        assert isinstance(indexes, MilvusIndexes)
+        old = collection_index(engine, "news")  # this process holds the old recipe's collection open
+        assert old.name == indexes.collection_name(collection_id, "dlib-4view-v1")
+
+        run = subprocess.run(
+            [sys.executable, "-m", "facesearch", "reindex", "--recipe", "dlib-1view-v1", "--no-progress"],
+            env=cli_env(settings, milvus_server),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+
+        new = collection_index(engine, "news")  # caught up with the other process's reindex
+        assert new.name == indexes.collection_name(collection_id, "dlib-1view-v1")
+        held = [
+            name for name in indexes.server.client.list_collections() if name.startswith(indexes._prefix(collection_id))
+        ]
+        assert held == [new.name]  # the old recipe's collection was dropped
+        ids, templates = engine.catalog.embeddings(collection_id, engine.cipher(collection_id).open_template)
+        assert templates.shape == (len(person) - 1, 128)
+        assert np.allclose(new.stored_vectors(ids), new.rotation.protect(templates), atol=1e-5)
+        (result,) = engine.search(person[-1], ACTOR, PURPOSE).results  # the probe embedded with the new recipe
+        assert len(result.matches) == len(person) - 1
 
 
 @pytest.mark.milvus
