@@ -2,7 +2,7 @@
 data, a WAL switch and checkpoints) after erasing one face from a catalog of N faces.
 
     eval "$(deploy/local-cluster start)"
-    python bench/postgres_scrub.py --faces 100000 300000
+    python bench/postgres_scrub.py --faces 10000 100000 300000 1000000   # under 2 minutes (bench/README.md)
 
 Each size gets a database of its own (dropped afterwards), filled by SQL with faces of the product's row size
 (a 540-byte sealed template each), one face deleted, then the scrub timed.

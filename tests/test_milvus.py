@@ -12,10 +12,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+import facesearch
 from conftest import ACTOR, PURPOSE, news_spec
 from facesearch.accountability.rights import SubjectRights
 from facesearch.core.errors import InvalidValueError, VectorStoreUnavailableError
@@ -149,6 +151,168 @@ def test_exhaustive_search_is_exact_and_removal_counts_what_was_held(
     finally:
         index.drop()
         server.close()
+
+
+def new_index(server: MilvusServer, seed: int) -> MilvusIndex:
+    name = f"facesearch_test_{np.random.default_rng().integers(1 << 40)}"
+    return MilvusIndex(server, name, 128, VectorRotation.from_secret(bytes([seed]) * 32, 128))
+
+
+@pytest.mark.milvus
+def test_a_search_sees_this_process_s_writes_at_once_without_waiting_as_strong_does(
+    milvus_server: MilvusTestServer,
+) -> None:
+    """Ordinary searches run below Strong, yet each sees the insert or removal made just before it (at Bounded
+    consistency the insert is not found)."""
+    server = MilvusServer(*milvus_server.host_port)
+    rng = np.random.default_rng(5)
+    index = new_index(server, 5)
+    try:
+        index.add(np.arange(200, dtype=np.int64), (rng.standard_normal((200, 128)) * 0.05).astype(np.float32))
+        for face_id in (1000, 1001, 1002):
+            vector = (rng.standard_normal((1, 128)) * 0.05).astype(np.float32)
+            index.search(vector, 1)  # the server has applied everything so far: the next write is what is new
+            index.add(np.array([face_id]), vector)
+            assert index.search(vector, 1)[1][0, 0] == face_id
+        index.search(vector, 1)
+        assert index.remove(np.array([1002])) == 1  # about 20 s: the server's compaction
+        assert 1002 not in index.search(vector, 5)[1][0]
+        assert index._search_consistency(exhaustive=False)["consistency_level"] != milvus_index.STRONG
+        assert index._search_consistency(exhaustive=True) == {"consistency_level": milvus_index.STRONG}
+    finally:
+        index.drop()
+        server.close()
+
+
+class RowsRead:
+    """The rows each query of a real client returns, counted (listing iterators included)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.rows = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def query(self, *args: Any, **kwargs: Any) -> Any:
+        rows = self.client.query(*args, **kwargs)
+        self.rows += len(rows)
+        return rows
+
+    def query_iterator(self, *args: Any, **kwargs: Any) -> Any:
+        iterator = self.client.query_iterator(*args, **kwargs)
+        counter = self
+
+        class Counted:
+            def next(self) -> Any:
+                batch = iterator.next()
+                counter.rows += len(batch)
+                return batch
+
+            def close(self) -> None:
+                iterator.close()
+
+        return Counted()
+
+
+@pytest.mark.milvus
+def test_removal_reads_only_the_ids_it_is_given_not_the_whole_collection(milvus_server: MilvusTestServer) -> None:
+    server = MilvusServer(*milvus_server.host_port)
+    rng = np.random.default_rng(9)
+    index = new_index(server, 9)
+    try:
+        index.add(np.arange(3000, dtype=np.int64), (rng.standard_normal((3000, 128)) * 0.05).astype(np.float32))
+        spy = RowsRead(index._client)
+        index._client = spy
+        assert index.remove(np.array([5, 6, 7, 7, 99_999])) == 3
+        assert spy.rows <= 4  # the ids asked about, not the collection's 3,000
+        assert len(index) == 2997 and not {5, 6, 7} & set(index.ids().tolist())
+    finally:
+        index.drop()
+        server.close()
+
+
+def cli_env(settings: Settings, server: MilvusTestServer) -> dict[str, str]:
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("FACESEARCH_")}
+    return {
+        **kept,
+        "FACESEARCH_DATA_DIR": str(settings.data_dir),
+        "FACESEARCH_MASTER_KEY": settings.master_key,
+        "FACESEARCH_VECTOR_STORE": server.url,
+        "FACESEARCH_ACTOR": "other-process",
+        "PYTHONPATH": str(Path(facesearch.__file__).parents[1]),  # this checkout's code
+    }
+
+
+@pytest.mark.milvus
+def test_a_search_sees_what_another_process_ingested_and_erased_just_before(
+    tmp_path: Path, milvus_server: MilvusTestServer, identity_files: dict[str, list[Path]]
+) -> None:
+    settings = milvus_settings(tmp_path, milvus_server)
+    (_, person), (_, other) = list(identity_files.items())[:2]
+
+    def other_process(*args: str | Path) -> None:
+        command = [sys.executable, "-m", "facesearch", *map(str, args)]
+        run = subprocess.run(
+            command, env=cli_env(settings, milvus_server), capture_output=True, text=True, timeout=300, check=False
+        )
+        assert run.returncode == 0, run.stderr
+
+    with Engine.init(settings) as engine:
+        engine.create_collection(news_spec(), ACTOR)
+        engine.ingest("news", person[:-1], ACTOR)
+        (result,) = engine.search(person[-1], ACTOR, PURPOSE).results  # this process has the collection open
+        assert len(result.matches) == len(person) - 1
+
+        other_process("ingest", "--workers", "1", "--no-progress", "news", *other[:-1])
+        assert isinstance(engine.indexes, MilvusIndexes)
+        written = engine.indexes.server.timestamp()  # above every write the other process made
+        (result,) = engine.search(other[-1], ACTOR, PURPOSE).results
+        assert len(result.matches) == len(other) - 1
+        # Not by luck (this one server applies writes within a time tick): the search's guarantee covers them.
+        guarantee = collection_index(engine, "news")._search_consistency(exhaustive=False)
+        assert guarantee["guarantee_timestamp"] > written
+
+        other_process("rights", "erase", "--reference", "erasure request 2", person[-1])
+        assert engine.search(person[-1], ACTOR, PURPOSE).results[0].matches == []
+
+
+@pytest.mark.milvus
+def test_facesearch_reindex_fills_a_milvus_collection_of_the_new_recipe_and_drops_the_old(
+    tmp_path: Path, milvus_server: MilvusTestServer, identity_files: dict[str, list[Path]]
+) -> None:
+    settings = milvus_settings(tmp_path, milvus_server)
+    person = next(iter(identity_files.values()))
+    with Engine.init(settings) as engine:
+        engine.create_collection(news_spec(), ACTOR)
+        engine.ingest("news", person[:-1], ACTOR)
+        collection_id = engine.catalog.collection_id("news")
+        indexes = engine.indexes
+        assert isinstance(indexes, MilvusIndexes)
+        old = collection_index(engine, "news")  # this process holds the old recipe's collection open
+        assert old.name == indexes.collection_name(collection_id, "dlib-4view-v1")
+
+        run = subprocess.run(
+            [sys.executable, "-m", "facesearch", "reindex", "--recipe", "dlib-1view-v1", "--no-progress"],
+            env=cli_env(settings, milvus_server),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+
+        new = collection_index(engine, "news")  # caught up with the other process's reindex
+        assert new.name == indexes.collection_name(collection_id, "dlib-1view-v1")
+        held = [
+            name for name in indexes.server.client.list_collections() if name.startswith(indexes._prefix(collection_id))
+        ]
+        assert held == [new.name]  # the old recipe's collection was dropped
+        ids, templates = engine.catalog.embeddings(collection_id, engine.cipher(collection_id).open_template)
+        assert templates.shape == (len(person) - 1, 128)
+        assert np.allclose(new.stored_vectors(ids), new.rotation.protect(templates), atol=1e-5)
+        (result,) = engine.search(person[-1], ACTOR, PURPOSE).results  # the probe embedded with the new recipe
+        assert len(result.matches) == len(person) - 1
 
 
 @pytest.mark.milvus

@@ -4,9 +4,12 @@ The same order as ``store.consistency``: the catalog commits first (it holds eve
 changed to match. Milvus keeps no record of the catalog generation it reflects, so a collection's vectors are
 reconciled with the catalog, id for id, whenever this process first opens it or finds the catalog's generation
 ahead of what it last wrote: after a crash, after a write that failed because the server was down or died, after
-another process's write. The vectors are rotated by the collection's key before they reach the server
-(``index.milvus``); a deleted collection's Milvus collection is dropped, and if the server cannot be reached
-then, what it keeps can no longer be matched: the key that rotated it is destroyed with the collection.
+another process's write. After such a catch-up, the collection's next searches wait until the server has applied
+every write acknowledged before it (``MilvusIndex.see_writes_until_now``): a search made after another process's
+write sees it, while searches in between run at read-your-writes, not Strong, consistency. The vectors are
+rotated by the collection's key before they reach the server (``index.milvus``); a deleted collection's Milvus
+collection is dropped, and if the server cannot be reached then, what it keeps can no longer be matched: the key
+that rotated it is destroyed with the collection.
 
 Each data folder's collections get names of their own on the server (``facesearch_<namespace>_<id>_<recipe>``, the
 namespace recorded in the catalog), so that several data folders can share one server; a reindex to another recipe
@@ -124,6 +127,12 @@ class MilvusIndexes(CollectionIndexes):
         self.reconcile(collection_id, index)
         self._drop_held(collection_id, keep=self.collection_name(collection_id, recipe))
         return index
+
+    def _catch_up(self, collection_id: int, state: _Open) -> None:
+        """As for an index file; then the index's searches see every write made so far, this process's or not."""
+        super()._catch_up(collection_id, state)
+        if isinstance(state.index, MilvusIndex):
+            state.index.see_writes_until_now()
 
     def _write(self, collection_id: int, state: _Open) -> None:
         """Nothing to write: the server keeps what it was given (its write-ahead log survives a crash)."""

@@ -3,10 +3,26 @@
 Milvus is given templates only rotated by the collection's secret rotation (``safeguards.rotation``): probes are
 rotated the same way before a search, so distances, and so results, are those of the plain templates. The index
 is IVF_FLAT (approximate: ``nprobe`` of its cells compared with each probe); an exhaustive search compares every
-cell, which for IVF_FLAT is exact. Every call asks for strong consistency, so that a search sees every insert and
-delete made before it. ``remove`` deletes, flushes and compacts, and waits for the compaction, so that the removed
-vectors' segments are rewritten without them (the server's garbage collection then deletes the old files: see
-``docs/scale.md`` for the settings that make it prompt).
+cell, which for IVF_FLAT is exact.
+
+Consistency: each call says which writes it must see, so that none waits longer than it must.
+
+- **Strong** (the server waits until it has applied every write made before the call): exhaustive searches (subject
+  access and erasure requests, which may not miss a face), id listings, counts, reading stored vectors, and the
+  look-up of which ids ``remove`` finds. Strong waits for the server's next time tick: about 200 ms at 1M faces.
+- **Read-your-writes** for ordinary searches: Milvus's Customized level, at a guarantee timestamp that this index
+  raises, by asking the server for a fresh timestamp, after each of its writes (``add``, ``remove``), when it is
+  opened, and when ``see_writes_until_now`` is called: ``store.milvus_indexes`` calls it when it finds the catalog's
+  generation moved, that is, when another process wrote. A search waits only until the server has applied what is
+  below that timestamp: at once when it already has, as it has for every search but the first after a write
+  (Strong waits for the server's next time tick on every call). This is Milvus's Session level done by hand:
+  pymilvus's own Session tracks a process's inserts but not its deletes (a 2.3 server answers a delete with no
+  timestamp), so a search just after a delete could still find the deleted vector.
+
+``remove`` looks up which of the given ids the collection holds (``id in [...]``, in batches: its cost follows the
+ids given, not the collection), then deletes, flushes and compacts, and waits for the compaction, so that the
+removed vectors' segments are rewritten without them (the server's garbage collection then deletes the old files:
+see ``docs/scale.md`` for the settings that make it prompt).
 
 Any failure of the server (a wrong address, a server that is down or dies mid-call) is raised as
 ``VectorStoreUnavailableError`` naming the server; the catalog, which holds every template, stays the source of
@@ -34,7 +50,10 @@ ID_FIELD = "id"
 VECTOR_FIELD = "vector"
 NLIST = 1024
 """IVF cells of each segment's index (Milvus indexes a segment once it holds 1024 rows; smaller ones are scanned)."""
-CONSISTENCY = "Strong"
+STRONG = "Strong"
+"""Every write made before the call: for what may not miss a face, and for listings and counts."""
+READ_YOUR_WRITES = "Customized"
+"""With a guarantee timestamp: the writes below it (``MilvusIndex.see_writes_until_now``)."""
 INSERT_BATCH = 5_000
 QUERY_BATCH = 10_000
 SEARCH_BATCH = 1_000
@@ -88,6 +107,12 @@ class MilvusServer:
         with self.failures(doing):
             return action()
 
+    def timestamp(self) -> int:
+        """A timestamp from the server's clock: every write it acknowledged before this call has a smaller one
+        (0 from a server that cannot allocate one)."""
+        with self.failures("reading the clock of"):
+            return int(self.client._get_connection().alloc_timestamp())  # MilvusClient has no public call for it
+
     def close(self) -> None:
         with self.failures("closing the connection to"):
             self.client.close()
@@ -109,7 +134,22 @@ class MilvusIndex:
         self.rotation = rotation
         self.nprobe = min(nprobe, NLIST)
         self._client = server.client
+        self._seen_ts: int | None = 0
+        """Searches see every write below this server timestamp; None: the server gives none, so search Strong."""
         self.server.call("creating a collection on", self._create)
+        self.see_writes_until_now()
+
+    def see_writes_until_now(self) -> None:
+        """Make every later search see each write the server acknowledged before now (this process's or another's)."""
+        if self._seen_ts is None:
+            return
+        now = self.server.timestamp()
+        self._seen_ts = max(self._seen_ts, now) if now else None
+
+    def _search_consistency(self, exhaustive: bool) -> dict[str, Any]:
+        if exhaustive or self._seen_ts is None:
+            return {"consistency_level": STRONG}
+        return {"consistency_level": READ_YOUR_WRITES, "guarantee_timestamp": self._seen_ts}
 
     def _create(self) -> None:
         from pymilvus import DataType, MilvusClient
@@ -122,13 +162,13 @@ class MilvusIndex:
         schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=self.dimension)
         index = self._client.prepare_index_params()
         index.add_index(field_name=VECTOR_FIELD, index_type="IVF_FLAT", metric_type="L2", params={"nlist": NLIST})
-        self._client.create_collection(self.name, schema=schema, index_params=index, consistency_level=CONSISTENCY)
+        self._client.create_collection(self.name, schema=schema, index_params=index, consistency_level=STRONG)
         self._client.load_collection(self.name)
 
     def __len__(self) -> int:
         rows = self.server.call(
             "counting the vectors on",
-            lambda: self._client.query(self.name, filter="", output_fields=["count(*)"], consistency_level=CONSISTENCY),
+            lambda: self._client.query(self.name, filter="", output_fields=["count(*)"], consistency_level=STRONG),
         )
         return int(rows[0]["count(*)"])
 
@@ -144,21 +184,41 @@ class MilvusIndex:
         ]
         for start in range(0, len(rows), INSERT_BATCH):
             self._insert(rows[start : start + INSERT_BATCH])
+        self.see_writes_until_now()
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         self.server.call("inserting vectors into", lambda: self._client.insert(self.name, rows))
 
     def remove(self, ids: Ids) -> int:
-        """Delete, flush and compact: the segments that held the vectors are rewritten without them."""
-        if len(ids) == 0:
-            return 0
-        present = np.intersect1d(np.asarray(ids, dtype=np.int64), self.ids())
-        if len(present) == 0:
+        """Delete, flush and compact: the segments that held the vectors are rewritten without them. Reads only the
+        ids given, whatever the collection's size."""
+        present = self.held(ids)
+        if not present:
             return 0
         for start in range(0, len(present), QUERY_BATCH):
-            self._delete([int(i) for i in present[start : start + QUERY_BATCH]])
+            self._delete(present[start : start + QUERY_BATCH])
         self.compact()
+        self.see_writes_until_now()
         return len(present)
+
+    def held(self, ids: Ids) -> list[int]:
+        """Those of ``ids`` the collection holds, sorted: queries bounded by them (``QUERY_BATCH`` at a time)."""
+        wanted = np.unique(np.asarray(ids, dtype=np.int64))
+        return [
+            face_id
+            for start in range(0, len(wanted), QUERY_BATCH)
+            for face_id in self._held(wanted[start : start + QUERY_BATCH])
+        ]
+
+    def _held(self, ids: Ids) -> list[int]:
+        listed = ", ".join(str(int(i)) for i in ids)
+        rows = self.server.call(
+            "looking up vectors on",
+            lambda: self._client.query(
+                self.name, filter=f"{ID_FIELD} in [{listed}]", output_fields=[ID_FIELD], consistency_level=STRONG
+            ),
+        )
+        return sorted(int(row[ID_FIELD]) for row in rows)
 
     def _delete(self, ids: list[int]) -> None:
         self.server.call("deleting vectors from", lambda: self._client.delete(self.name, ids=ids))
@@ -182,17 +242,20 @@ class MilvusIndex:
         if k <= 0 or len(matrix) == 0:
             return empty_result(matrix.shape[0], k)
         params: dict[str, Any] = {"metric_type": "L2", "params": {"nprobe": NLIST if exhaustive else self.nprobe}}
+        consistency = self._search_consistency(exhaustive)
         rotated = self.rotation.protect(matrix)
         distances, ids = empty_result(matrix.shape[0], k)
         for start in range(0, len(rotated), SEARCH_BATCH):  # Milvus takes at most 16,384 probes per request
-            hits = self._search(rotated[start : start + SEARCH_BATCH], limit, params)
+            hits = self._search(rotated[start : start + SEARCH_BATCH], limit, params, consistency)
             for row, found in enumerate(hits, start):
                 for column, hit in enumerate(found):
                     ids[row, column] = int(hit["id"])
                     distances[row, column] = np.sqrt(max(float(hit["distance"]), 0.0))  # Milvus's L2 is squared
         return distances, ids
 
-    def _search(self, rotated: Vectors, limit: int, params: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    def _search(
+        self, rotated: Vectors, limit: int, params: dict[str, Any], consistency: dict[str, Any]
+    ) -> list[list[dict[str, Any]]]:
         return self.server.call(
             "searching",
             lambda: self._client.search(
@@ -202,14 +265,14 @@ class MilvusIndex:
                 anns_field=VECTOR_FIELD,
                 search_params=params,
                 output_fields=[],
-                consistency_level=CONSISTENCY,
+                **consistency,
             ),
         )
 
     def ids(self) -> Ids:
         def every_id() -> list[int]:
             iterator = self._client.query_iterator(
-                self.name, batch_size=QUERY_BATCH, filter="", output_fields=[ID_FIELD], consistency_level=CONSISTENCY
+                self.name, batch_size=QUERY_BATCH, filter="", output_fields=[ID_FIELD], consistency_level=STRONG
             )
             found: list[int] = []
             try:
@@ -226,7 +289,7 @@ class MilvusIndex:
         wanted = [int(i) for i in ids]
         rows = self.server.call(
             "reading vectors from",
-            lambda: self._client.get(self.name, ids=wanted, output_fields=[VECTOR_FIELD]),
+            lambda: self._client.get(self.name, ids=wanted, output_fields=[VECTOR_FIELD], consistency_level=STRONG),
         )
         by_id = {int(row[ID_FIELD]): row[VECTOR_FIELD] for row in rows}
         return np.array([by_id[i] for i in wanted], dtype=np.float32).reshape(len(wanted), self.dimension)
