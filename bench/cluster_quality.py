@@ -1,17 +1,19 @@
 """Which grouping algorithm, at which threshold: BCubed precision and recall on the dev set's identities.
 
-    python bench/cluster_quality.py                       # LFW: people with 2+ photos, and every person
-    python bench/cluster_quality.py --all-sources --json bench/results/clusters.json
+    python -m bench.cluster_quality                       # LFW: people with 2+ photos, and every person
+    python -m bench.cluster_quality --recipe dlib4view+facenet2view-v1   # the fused templates (cached below)
+    python -m bench.cluster_quality --all-sources --json bench/results/clusters.json
 
 Each image is embedded once with ``facesearch.embed_faces`` (largest face; cached in
-``bench/results/cluster-cache-{1,4}view.json``). The neighbour graph is built as the product builds it (k nearest
-neighbours from a faiss index within the product's radius), then each algorithm groups it: the plain ones
-on the edges within the threshold, the re-ranked average linkage on whole neighbour lists, with the
-product's k1 / k2 / lambda, with and without the product's stricter bars for faces still on their own
-(``LoneFaces``). Merging two people is worse than splitting one, so the target is precision >= 0.98 with
-recall >= 0.90, both on the people with 2+ photos and on every person, one-photo people included (most people
-in a real archive appear once). The lone-face bars are also chosen out of fold: on one half of the people
-(split by identity), scored on the other.
+``bench/results/cluster-cache-{1,4}view.json``). The fused recipe's templates are made from that four-view cache and
+FaceNet's two views (``bench/facenet_templates.py`` and its ``--mirror``), over the faces both find. The neighbour
+graph is built as the product builds it (k nearest neighbours from a faiss index within the product's radius),
+then each algorithm groups it: the plain ones on the edges within the threshold, the re-ranked average linkage on
+whole neighbour lists, with the product's k1 / k2 / lambda, with and without the product's stricter bars for faces
+still on their own (``LoneFaces``, relative to each face's local scale). Merging two people is worse than
+splitting one, so the target is precision >= 0.98 with recall >= 0.90, both on the people with 2+ photos and on
+every person, one-photo people included (most people in a real archive appear once). The lone-face bars are also
+chosen out of fold: on one half of the people (split by identity), scored on the other.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from bench import facenet_templates
+from bench.template_fusion import load_dataset
 from bench.verify_accuracy import default_dev_dir, embed_images, load_cache, load_models, save_cache
-from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, TEMPLATE_VIEWS, Settings
+from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, TEMPLATE_RECIPES, Settings, views_recipe
 from facesearch.people.algorithms import (
     Edges,
     LoneFaces,
@@ -39,6 +43,7 @@ from facesearch.people.algorithms import (
     bcubed,
     chinese_whispers,
     complete_linkage,
+    local_scales,
     reciprocal_jaccard,
     reranked_average_linkage,
 )
@@ -46,11 +51,12 @@ from facesearch.people.service import (
     DISTANCE_WEIGHT,
     EXPANSION,
     GRAPH_RADIUS,
-    GROUP_THRESHOLDS,
-    LONE_FACES,
+    GROUPINGS,
     RECIPROCAL_NEIGHBOURS,
+    SCALE_LIMIT,
 )
 from facesearch.people.service import NEIGHBOURS as PRODUCT_NEIGHBOURS
+from facesearch.vision.recipes import RECIPES, fused_templates
 
 THRESHOLDS = (0.40, 0.45, 0.47, 0.475, 0.48, 0.485, 0.49, 0.50, 0.52, 0.55, 0.58, 0.60)
 NEIGHBOURS = (10, 30)
@@ -63,10 +69,13 @@ ALGORITHMS: dict[str, Algorithm] = {
 }
 T = TypeVar("T")
 RERANKED = f"re-ranked average linkage (k1={RECIPROCAL_NEIGHBOURS}, k2={EXPANSION}, lambda={DISTANCE_WEIGHT})"
-PAIR_BARS = (0.42, 0.44, 0.46, 0.48)
-JOIN_BARS = (0.40, 0.42, 0.43, 0.44, 0.45)
-"""The lone-face bars tried out of fold (``LoneFaces.pair`` and ``LoneFaces.join``)."""
+PAIR_BARS = (0.76, 0.78, 0.80, 0.82, 0.84)
+JOIN_BARS = (0.84, 0.86, 0.88, 0.90, 0.92)
+"""The lone-face bars tried out of fold (``LoneFaces.pair`` and ``LoneFaces.join``, times the local scale)."""
 TARGET_PRECISION, TARGET_RECALL = 0.98, 0.90
+CHOICE_PRECISION = 0.985
+"""The precision the bars must reach on both sets of the training half to be chosen: a margin over the target,
+as precision falls when a collection grows (more strangers to confuse) and the held-out half must hold it."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,7 @@ def evaluate(labels: npt.NDArray[np.str_], vectors: npt.NDArray[np.float32], lon
     for k in NEIGHBOURS:
         graph = knn_edges(vectors, k, GRAPH_RADIUS)
         jaccard, jaccard_seconds = timed(reciprocal_jaccard, vectors, graph, RECIPROCAL_NEIGHBOURS, EXPANSION)
+        scales = local_scales(len(vectors), graph, PRODUCT_NEIGHBOURS, SCALE_LIMIT)
         for threshold in THRESHOLDS:
             close = graph[2] <= threshold
             edges = graph[0][close], graph[1][close], graph[2][close]
@@ -117,7 +127,7 @@ def evaluate(labels: npt.NDArray[np.str_], vectors: npt.NDArray[np.float32], lon
                 rows.append(score(name, k, threshold, labels, predicted, seconds))
             predicted, seconds = timed(reranked_average_linkage, vectors, graph, threshold, jaccard, DISTANCE_WEIGHT)
             rows.append(score(RERANKED, k, threshold, labels, predicted, jaccard_seconds + seconds))
-            args = (vectors, graph, threshold, jaccard, DISTANCE_WEIGHT, lone)
+            args = (vectors, graph, threshold, jaccard, DISTANCE_WEIGHT, lone, scales)
             predicted, seconds = timed(reranked_average_linkage, *args)
             name = f"{RERANKED}, lone faces: pair {lone.pair}, join {lone.join}"
             rows.append(score(name, k, threshold, labels, predicted, jaccard_seconds + seconds))
@@ -143,7 +153,8 @@ def product_grouping(
     """The product's grouping of ``vectors``: its graph, re-ranking and (with ``lone``) lone-face bars."""
     graph = knn_edges(vectors, PRODUCT_NEIGHBOURS, GRAPH_RADIUS)
     jaccard = reciprocal_jaccard(vectors, graph, RECIPROCAL_NEIGHBOURS, EXPANSION)
-    return reranked_average_linkage(vectors, graph, threshold, jaccard, DISTANCE_WEIGHT, lone)
+    scales = local_scales(len(vectors), graph, PRODUCT_NEIGHBOURS, SCALE_LIMIT)
+    return reranked_average_linkage(vectors, graph, threshold, jaccard, DISTANCE_WEIGHT, lone, scales)
 
 
 def both_scores(
@@ -161,8 +172,8 @@ def both_scores(
 def cross_validate(
     labels: npt.NDArray[np.str_], vectors: npt.NDArray[np.float32], threshold: float, folds: int = 2
 ) -> list[FoldRow]:
-    """Folds split by identity (every ``folds``-th name); for each, the bars with the best recall over
-    every person at precision >= 0.98 on both measures (or the best precision if none reaches it) on the
+    """Folds split by identity (every ``folds``-th name); for each, the bars with the best recall on the worse
+    of the two sets at precision >= CHOICE_PRECISION on both (or the best precision if none reaches it) on the
     other folds, then scored on this one."""
     names = np.unique(labels)
     fold_of = {str(name): i % folds for i, name in enumerate(names)}
@@ -174,8 +185,9 @@ def cross_validate(
         for pair in PAIR_BARS:
             for join in JOIN_BARS:
                 figures = both_scores(labels[train], vectors[train], threshold, LoneFaces(pair, join))
-                precise = min(figures[0], figures[2]) >= TARGET_PRECISION
-                tried.append(((precise, figures[1] if precise else min(figures[0], figures[2])), pair, join))
+                precise = min(figures[0], figures[2]) >= CHOICE_PRECISION
+                worse = min(figures[1], figures[3]) if precise else min(figures[0], figures[2])
+                tried.append(((precise, worse), pair, join))
         _, pair, join = max(tried)
         figures = both_scores(labels[test], vectors[test], threshold, LoneFaces(pair, join))
         rows.append(FoldRow(fold, pair, join, *(round(f, 4) for f in figures)))
@@ -184,7 +196,8 @@ def cross_validate(
 
 def render_folds(rows: Sequence[FoldRow], threshold: float) -> str:
     lines = [
-        f"## Lone-face bars chosen out of fold (people split by identity; group threshold {threshold})",
+        f"## Lone-face bars chosen out of fold (people split by identity; group threshold {threshold}; "
+        f"chosen at precision >= {CHOICE_PRECISION} on the other half)",
         "",
         "| held-out fold | pair | join | precision, every person | recall | precision, 2+ photos | recall |",
         "|---|---|---|---|---|---|---|",
@@ -211,10 +224,10 @@ def score(
     return Row(name, k, threshold, round(precision, 4), round(recall, 4), clusters, round(seconds, 3))
 
 
-def render(rows: Sequence[Row], people: int, faces: int, missing: int, views: int, title: str) -> str:
+def render(rows: Sequence[Row], people: int, faces: int, missing: int, recipe: str, title: str) -> str:
     lines = [
         f"# Grouping quality, {title}: {faces} faces of {people} people ({missing} images without a face left "
-        f"out), templates from {views} view(s)",
+        f"out), templates of {recipe}",
         "",
         "| algorithm | k | threshold | BCubed precision | BCubed recall | clusters | seconds |",
         "|---|---|---|---|---|---|---|",
@@ -235,40 +248,111 @@ def render(rows: Sequence[Row], people: int, faces: int, missing: int, views: in
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=default_dev_dir())
-    parser.add_argument("--all-sources", action="store_true", help="Every identity with 2+ photos, not only LFW.")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--template-views", type=int, default=DEFAULT_TEMPLATE_VIEWS, choices=TEMPLATE_VIEWS)
-    parser.add_argument("--folds-only", action="store_true", help="Only the out-of-fold choice of lone-face bars.")
-    args = parser.parse_args(argv)
-    dev: Path = args.data
-    names = identities(dev, args.all_sources, min_photos=1)
-    files = [f"{name}/{path.name}" for name in names for path in sorted((dev / name).iterdir()) if path.is_file()]
-    settings = Settings(template_views=args.template_views)
+@dataclass(frozen=True)
+class SummaryRow:
+    """The product's grouping of one recipe's templates, without and with the lone-face bars."""
+
+    bars: str
+    precision_every: float
+    recall_every: float
+    precision_repeated: float
+    recall_repeated: float
+
+
+def summary(
+    labels: npt.NDArray[np.str_], vectors: npt.NDArray[np.float32], repeated: npt.NDArray[np.bool_], recipe: str
+) -> list[SummaryRow]:
+    """Every person and the people with 2+ photos grouped alone, before (no bars) and after (the product's)."""
+    grouping = GROUPINGS[recipe]
+    rows = []
+    for name, lone in (("none", None), (f"pair {grouping.lone.pair}, join {grouping.lone.join}", grouping.lone)):
+        every = bcubed(labels, product_grouping(vectors, grouping.threshold, lone))
+        only = bcubed(labels[repeated], product_grouping(vectors[repeated], grouping.threshold, lone))
+        rows.append(SummaryRow(name, *(round(f, 4) for f in (*every, *only))))
+    return rows
+
+
+def render_summary(rows: Sequence[SummaryRow], recipe: str) -> str:
+    threshold = GROUPINGS[recipe].threshold
+    lines = [
+        f"## The product's grouping of {recipe} templates (group threshold {threshold}), lone-face bars or none",
+        "",
+        "| lone-face bars | precision, every person | recall | precision, 2+ photos | recall | target met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        met = min(r.precision_every, r.precision_repeated) >= TARGET_PRECISION
+        met = met and min(r.recall_every, r.recall_repeated) >= TARGET_RECALL
+        lines.append(
+            f"| {r.bars} | {r.precision_every:.4f} | {r.recall_every:.4f} | {r.precision_repeated:.4f} | "
+            f"{r.recall_repeated:.4f} | {'yes' if met else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def dlib_templates(dev: Path, files: list[str], views: int) -> tuple[list[str], npt.NDArray[np.float32], int]:
+    """Each photo's dlib template of ``views`` views (embedded once, cached): the photos with a face, their
+    templates, and how many photos have none."""
+    settings = Settings(template_views=views)
     load_models()
-    cache = Path(CACHE.format(views=settings.template_views))
+    cache = Path(CACHE.format(views=views))
     known = load_cache(cache, settings)
     print(f"embedding {len([f for f in files if f not in known])} images ...", file=sys.stderr)
     images = embed_images(dev, files, settings=settings, known=known)
     save_cache(cache, settings, images)
     kept = [f for f in files if images[f].embedding is not None]
     vectors = np.vstack([images[f].embedding for f in kept]).astype(np.float32)  # type: ignore[misc]
+    return kept, vectors, len(files) - len(kept)
+
+
+def recipe_templates(dev: Path, files: list[str], recipe: str) -> tuple[list[str], npt.NDArray[np.float32], int]:
+    """The photos with a face, their templates of ``recipe``, and how many photos have none: the fused recipe
+    over the faces both dlib (four views) and FaceNet (two views, ``bench/facenet_templates.py``) find."""
+    dlib_views = RECIPES[recipe].dlib_views
+    kept, vectors, missing = dlib_templates(dev, files, dlib_views)
+    if not RECIPES[recipe].facenet_views:
+        return kept, vectors, missing
+    for path, flag in ((facenet_templates.CACHE, ""), (facenet_templates.MIRROR_CACHE, " --mirror")):
+        if not set(files) <= set(facenet_templates.load_cache(path)):
+            raise SystemExit(f"FaceNet templates missing from {path}: run python -m bench.facenet_templates{flag}")
+    data = load_dataset(dev, facenet_views=2, dlib_views=dlib_views)
+    fused = dict(zip(data.files, fused_templates(data.dlib, data.facenet), strict=True))
+    both = [f for f in files if f in fused]
+    return both, np.vstack([fused[f] for f in both]).astype(np.float32), len(files) - len(both)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=default_dev_dir())
+    parser.add_argument("--all-sources", action="store_true", help="Every identity with 2+ photos, not only LFW.")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--recipe", choices=TEMPLATE_RECIPES, default=views_recipe(DEFAULT_TEMPLATE_VIEWS))
+    parser.add_argument("--template-views", type=int, choices=(1, 4), help="Shorthand for --recipe dlib-Nview-v1.")
+    parser.add_argument("--folds-only", action="store_true", help="Only the summary and the out-of-fold bars.")
+    args = parser.parse_args(argv)
+    dev: Path = args.data
+    recipe: str = views_recipe(args.template_views) if args.template_views else args.recipe
+    if args.all_sources and RECIPES[recipe].facenet_views:
+        parser.error("FaceNet's templates are cached for the LFW identities only: leave out --all-sources")
+    names = identities(dev, args.all_sources, min_photos=1)
+    files = [f"{name}/{path.name}" for name in names for path in sorted((dev / name).iterdir()) if path.is_file()]
+    kept, vectors, _ = recipe_templates(dev, files, recipe)
     labels = np.array([f.split("/")[0] for f in kept])
-    views, threshold = settings.template_views, GROUP_THRESHOLDS[settings.template_views]
+    threshold = GROUPINGS[recipe].threshold
     photos = {name: sum(1 for f in files if f.startswith(f"{name}/")) for name in names}
     repeated = np.array([photos[label] >= 2 for label in labels])
-    report: dict[str, Any] = {}
+    found = set(kept)
+    report: dict[str, Any] = {"recipe": recipe}
     if not args.folds_only:
         for key, title, chosen in (("repeated", "people with 2+ photos", repeated), ("every", "every person", None)):
             part = slice(None) if chosen is None else chosen
-            rows = evaluate(labels[part], vectors[part], LONE_FACES[views])
-            missing = sum(
-                1 for f in files if images[f].embedding is None and (chosen is None or photos[f.split("/")[0]] >= 2)
-            )
-            print(render(rows, len(set(labels[part])), len(labels[part]), missing, views, title) + "\n")
+            rows = evaluate(labels[part], vectors[part], GROUPINGS[recipe].lone)
+            missing = sum(1 for f in files if f not in found and (chosen is None or photos[f.split("/")[0]] >= 2))
+            print(render(rows, len(set(labels[part])), len(labels[part]), missing, recipe, title) + "\n")
             report[key] = [asdict(r) for r in rows]
+    product = summary(labels, vectors, repeated, recipe)
+    print(render_summary(product, recipe) + "\n")
+    report["product"] = [asdict(r) for r in product]
     folds = cross_validate(labels, vectors, threshold)
     print(render_folds(folds, threshold))
     report["folds"] = [asdict(r) for r in folds]

@@ -7,6 +7,10 @@ incrementally (new faces join existing people or stay apart) and then in full: m
 appear once, and a stranger must not be put into someone's person. Each photo's largest face carries its
 identity; BCubed precision and recall are scored over those faces, a face kept out of people (low quality)
 counting as a person of its own. ``bench/cluster_quality.py`` reports the full set.
+
+The default four-view templates are held to floors under what they measured; the fused recipe
+(``dlib4view+facenet2view-v1``, for which grouping was measured to reach it) to the target itself: precision >= 0.98
+with recall >= 0.90, both on the people with 2+ photos and with the one-photo people.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from conftest import ACTOR, require_dev_data
+from facesearch.core.settings import Settings
 from facesearch.engine.engine import Engine
 from facesearch.people.algorithms import bcubed
 from facesearch.people.service import People
@@ -27,12 +32,17 @@ SAMPLE_EVERY = 6
 MAX_PHOTOS = 8
 T = TypeVar("T")
 MIN_PRECISION = 0.98
-MIN_RECALL_REPEATED = 0.80
-MIN_RECALL_EVERY = 0.85
+MIN_RECALL_REPEATED = 0.85
+MIN_RECALL_EVERY = 0.88
 """Floors under what this sample measured with the default four-view templates: the people with 2+ photos
-alone (546 faces of 151 people) precision 0.990, recall 0.838; with 198 one-photo people added (744 faces of
-349 people) 0.988 / 0.881 grouped incrementally and 0.985 / 0.879 in full. A change that merges people or
-splits them noticeably more fails here."""
+alone (546 faces of 151 people) precision 0.993, recall 0.867; with 198 one-photo people added (744 faces of
+349 people) 0.990 / 0.902 grouped incrementally and 0.990 / 0.901 in full (with the fixed lone-face bars before
+the local-scale ones: 0.990 / 0.838, 0.988 / 0.881 and 0.985 / 0.879, under these floors). A change that merges
+people or splits them noticeably more fails here."""
+TARGET_PRECISION, TARGET_RECALL = 0.98, 0.90
+"""What the fused recipe must reach at every step: 1.000 / 0.923, 0.991 / 0.943 and 0.991 / 0.941 measured (its
+grouping was refused before it was measured)."""
+FUSED = "dlib4view+facenet2view-v1"
 
 
 def sampled_photos(dev: Path, repeated: bool) -> list[Path]:
@@ -75,8 +85,9 @@ def grouping_quality(engine: Engine, collection: str) -> tuple[float, float, int
     return precision, recall, len(truth), words
 
 
-def test_people_on_dev_identities_reach_the_measured_precision_and_recall(engine: Engine) -> None:
-    dev = require_dev_data()
+def grouped_in_steps(engine: Engine, dev: Path) -> list[tuple[str, float, float, str]]:
+    """The sample's 2+ photo people ingested and grouped, then its one-photo people ingested and grouped
+    incrementally, then in full: (step, precision, recall, figures in words) after each."""
     repeated, once = sampled_photos(dev, repeated=True), sampled_photos(dev, repeated=False)
     spec = CollectionSpec.parse(
         "archive", "Photo archive grouped into people", "consent", "explicit-consent", "5y", people_allowed=True
@@ -88,14 +99,29 @@ def test_people_on_dev_identities_reach_the_measured_precision_and_recall(engine
     precision, recall, faces, words = grouping_quality(engine, "archive")
     print(f"2+ photos: {words}")
     assert faces >= 0.99 * len(repeated), f"faces found in only {faces} of {len(repeated)} photos"
-    assert precision >= MIN_PRECISION and recall >= MIN_RECALL_REPEATED, words
+    steps = [("2+ photos", precision, recall, words)]
 
     # One-photo people join the archive: grouped incrementally, then in full, strangers stay apart.
     engine.ingest("archive", once, ACTOR)
     for full in (False, True):
         report = people.cluster("archive", ACTOR, full=full)
         precision, recall, faces, words = grouping_quality(engine, "archive")
-        print(f"with one-photo people, {'full' if full else 'incremental'}: {words}")
+        step = f"with one-photo people, {'full' if full else 'incremental'}"
+        print(f"{step}: {words}")
         assert faces >= 0.99 * (len(repeated) + len(once)), f"faces found in only {faces} photos"
-        assert precision >= MIN_PRECISION and recall >= MIN_RECALL_EVERY, words
         assert people.faces_alone("archive") >= 0.9 * len(once), report
+        steps.append((step, precision, recall, words))
+    return steps
+
+
+def test_people_on_dev_identities_reach_the_measured_precision_and_recall(engine: Engine) -> None:
+    for step, precision, recall, words in grouped_in_steps(engine, require_dev_data()):
+        floor = MIN_RECALL_REPEATED if step == "2+ photos" else MIN_RECALL_EVERY
+        assert precision >= MIN_PRECISION and recall >= floor, f"{step}: {words}"
+
+
+def test_people_of_the_fused_recipe_reach_the_target(settings: Settings) -> None:
+    dev = require_dev_data()
+    with Engine.init(settings.replace(template_recipe=FUSED)) as engine:
+        for step, precision, recall, words in grouped_in_steps(engine, dev):
+            assert precision >= TARGET_PRECISION and recall >= TARGET_RECALL, f"{step}: {words}"

@@ -21,7 +21,7 @@ from conftest import ACTOR, FIXTURES, PURPOSE, news_spec
 from facesearch.core.errors import InvalidValueError, RefusedError
 from facesearch.core.settings import Settings
 from facesearch.engine.engine import Engine
-from facesearch.people.service import grouping_views
+from facesearch.people.service import GROUPINGS, grouping_for
 from facesearch.safeguards.audit import AuditEntry
 from facesearch.safeguards.vault import generate_master_key
 from facesearch.vision.recipes import FUSED_DLIB_WEIGHT, FUSED_SCALE
@@ -250,7 +250,8 @@ def test_a_reindex_on_a_postgres_catalog_switches_the_collection(tmp_path: Path,
         assert index_holds_the_catalog(engine, "news")
 
 
-def test_people_grouping_is_refused_for_a_recipe_it_was_not_measured_for() -> None:
-    assert grouping_views("family", "dlib-1view-v1") == 1 and grouping_views("family", "dlib-4view-v1") == 4
+def test_people_grouping_is_measured_for_every_recipe_and_refused_for_another() -> None:
+    assert all(grouping_for("family", recipe) == GROUPINGS[recipe] for recipe in ("dlib-1view-v1", "dlib-4view-v1"))
+    assert grouping_for("family", FUSED) == GROUPINGS[FUSED]
     with pytest.raises(RefusedError, match="reindex --collection family --recipe dlib-4view-v1"):
-        grouping_views("family", FUSED)
+        grouping_for("family", "dlib-9view-v9")

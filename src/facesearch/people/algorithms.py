@@ -213,20 +213,47 @@ class LoneFaces:
     """Stricter bars for a face that is still on its own, which most faces of a real archive stay (most
     people in it appear once): a face left alone is better than a stranger put into someone's person.
 
-    A lone face joins a group, or another lone face, only if its mean distance to the other side, less the
-    re-ranking bonuses, is at most ``join``. Two lone faces must also be within ``pair`` of plain distance:
-    two faces that have only each other share their whole neighbourhood (Jaccard 0), one person or two
-    strangers alike, so the re-ranking alone would pair them."""
+    The bars are relative to how crowded the templates are around the faces (local scaling, Zelnik-Manor and
+    Perona 2004): a face's scale is its distance to its k-th nearest face (``local_scales``). A lone face pairs
+    with another lone face only if their plain distance is within ``pair`` times the geometric mean of their
+    two scales, and joins a group only if its mean plain distance to the group's faces is within ``join`` times
+    the geometric mean of its scale and the group's mean scale; both also within the group threshold,
+    re-ranked. Where many faces lie near (a face whose k-th neighbour is close), a look-alike stranger is
+    likely and the bar is tight; where a face's neighbours are all far, a near face is telling. Two faces that
+    have only each other share their whole neighbourhood (Jaccard 0), one person or two strangers alike, so the
+    re-ranking alone would pair them: the bars take the plain distance."""
 
     pair: float
     join: float
 
-    def allows(self, sizes: tuple[int, int], plain: float, reranked: float, threshold: float) -> bool:
-        """Whether groups of ``sizes`` faces, at mean distance ``plain`` (``reranked`` with the bonuses),
-        may merge; groups of two or more faces each merge within ``threshold``, as without these bars."""
-        if min(sizes) > 1:
-            return reranked <= threshold
-        return reranked <= self.join and (max(sizes) > 1 or plain <= self.pair)
+    def allows(self, sizes: tuple[int, int], plain: float, reranked: float, threshold: float, scale: float) -> bool:
+        """Whether groups of ``sizes`` faces, at mean distance ``plain`` (``reranked`` with the bonuses), may
+        merge, ``scale`` being the geometric mean of the lone face's scale and the other side's mean scale;
+        groups of two or more faces each merge within ``threshold``, as without these bars."""
+        if reranked > threshold:
+            return False
+        return min(sizes) > 1 or plain <= (self.pair if max(sizes) == 1 else self.join) * scale
+
+
+def local_scales(count: int, edges: Edges, k: int, limit: float) -> npt.NDArray[np.float64]:
+    """Each face's distance to its ``k``-th nearest neighbour among the directed ``edges`` (each face's nearest
+    faces within ``limit``), or ``limit`` where it has fewer than ``k`` neighbours there."""
+    sources, _, distances = edges
+    scales = np.full(count, limit, dtype=np.float64)
+    if not len(sources):
+        return scales
+    order = np.lexsort((distances, sources))
+    sources, ordered = sources[order], np.asarray(distances, np.float64)[order]
+    starts = np.searchsorted(sources, np.arange(count + 1))
+    rank = np.arange(len(sources)) - starts[sources]
+    kth = rank == k - 1
+    scales[sources[kth]] = np.minimum(ordered[kth], limit)
+    return scales
+
+
+def joint_scale(scales: npt.NDArray[np.float64], face: int, others: npt.NDArray[np.intp] | list[int]) -> float:
+    """The scale a lone ``face`` meets ``others`` at: the geometric mean of its scale and theirs (their mean)."""
+    return float(np.sqrt(scales[face] * np.mean(scales[others])))
 
 
 def reranked_average_linkage(
@@ -236,6 +263,7 @@ def reranked_average_linkage(
     jaccard: npt.NDArray[np.float32],
     weight: float = 0.4,
     lone: LoneFaces | None = None,
+    scales: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.int64]:
     """Average linkage (see ``average_linkage``) in which linked faces that share their k-reciprocal
     neighbourhood (``jaccard``, one per edge, from ``reciprocal_jaccard``) count as closer, by
@@ -243,11 +271,15 @@ def reranked_average_linkage(
     pair, from the templates, less the bonuses of the pairs linked, must be within ``threshold``. As pairs
     are never pushed apart, a person with hundreds of photos, whose neighbourhoods cannot all overlap,
     groups at least as with plain average linkage; two look-alikes, who rarely share a neighbourhood, gain
-    little. With ``lone``, a face still on its own merges only under that stricter rule."""
+    little. With ``lone``, a face still on its own merges only under that stricter rule, relative to each
+    face's ``scales`` (``local_scales``, which ``lone`` requires)."""
+    if lone is not None and scales is None:
+        raise ValueError("the lone-face bars need each face's local scale")
     sources, targets, distances = edges
     reranked = np.asarray(distances, dtype=np.float64) - reranking_gain(distances, jaccard, weight)
     bonus = reranking_bonus(edges, jaccard, weight)
-    return _merge_by_mean_distance(vectors, sources, targets, reranked, threshold, bonus, lone)
+    bars = None if lone is None or scales is None else (lone, scales)
+    return _merge_by_mean_distance(vectors, sources, targets, reranked, threshold, bonus, bars)
 
 
 def reranking_gain(
@@ -266,12 +298,12 @@ def _merge_by_mean_distance(
     proposals: npt.NDArray[np.float64],
     threshold: float,
     bonus: Bonus,
-    lone: LoneFaces | None = None,
+    bars: tuple[LoneFaces, npt.NDArray[np.float64]] | None = None,
 ) -> npt.NDArray[np.int64]:
     """The average-linkage loop: edges, by ``proposals`` shortest first, propose merging their faces'
     groups, which merge if the mean distance over every cross pair, less the ``bonus`` of the pairs that
-    have one, is within ``threshold`` (under ``lone``'s bars where one side is a single face). Labels are
-    a member of each group."""
+    have one, is within ``threshold`` (under ``bars``, lone-face bars and each face's scale, where one side
+    is a single face). Labels are a member of each group."""
     templates = np.asarray(vectors, dtype=np.float64)
     norms = (templates**2).sum(axis=1)
     members: dict[int, list[int]] = {node: [node] for node in range(len(templates))}
@@ -287,8 +319,14 @@ def _merge_by_mean_distance(
         pairs = len(members[a]) * len(members[b])
         plain = _cross_distance_sum(templates, norms, members[a], members[b]) / pairs
         taken = sum(taken for node in members[b] for other, taken in bonus.get(node, ()) if group[other] == a)
-        sizes = (len(members[a]), len(members[b]))
-        if lone.allows(sizes, plain, plain - taken / pairs, threshold) if lone else plain - taken / pairs <= threshold:
+        reranked = plain - taken / pairs
+        if bars is None or len(members[b]) > 1:
+            allowed = reranked <= threshold
+        else:
+            lone, scales = bars
+            scale = joint_scale(scales, members[b][0], members[a])
+            allowed = lone.allows((len(members[a]), 1), plain, reranked, threshold, scale)
+        if allowed:
             group[members[b]] = a
             members[a].extend(members.pop(b))
     return group

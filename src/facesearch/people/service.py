@@ -18,6 +18,8 @@ from facesearch.engine.engine import Engine
 from facesearch.people.algorithms import (
     Edges,
     LoneFaces,
+    joint_scale,
+    local_scales,
     reciprocal_jaccard,
     reranked_average_linkage,
     reranking_bonus,
@@ -26,32 +28,58 @@ from facesearch.people.algorithms import (
 from facesearch.safeguards.audit import Actor, Event, PeopleEvent
 from facesearch.store.catalog.people import ClusterInput, FaceQuality, PeopleStore, PersonDetail, PersonInfo
 
-GROUP_THRESHOLDS = {1: 0.47, 4: 0.485}
-"""Faces are grouped into people by average linkage on re-ranked distances (``reranked_average_linkage``):
-the mean distance between a person's faces, less a bonus for the pairs that share their k-reciprocal
-neighbourhood, is at most this. On the dev set's LFW identities with 2+ photos (3,315 faces of 903 people,
-bench/cluster_quality.py) it gives BCubed precision 0.981 at recall 0.861, where plain average linkage
-reaches 0.985 / 0.788 at 0.48, complete linkage 0.981 / 0.799 at 0.52 and label propagation (Chinese
-whispers) 0.996 / 0.571 at 0.40 (0.977 / 0.781 at 0.45); in held-out 2-fold checks the re-ranking gained 3.8
-to 5.6 recall points at equal precision. Merging two people is the worse error, hence precision first: it was
-0.48 (0.982 / 0.877) until detection scaled faces to 111 px instead of 160 (bench/README.md), which moved
-templates enough to take precision at 0.48 to 0.978.
 
-That is for one-view templates. Four-view templates (``templates.py``, the default) lie closer within a
-person: at 0.485 they give 0.981 / 0.908 (0.983 / 0.903 at 0.48, 0.981 / 0.914 at 0.49). In a 2-fold check
-by identity, both halves chose 0.49, which gave 0.985 / 0.906 and 0.981 / 0.950 on the other half."""
-GROUPING_VIEWS = {"dlib-1view-v1": 1, "dlib-4view-v1": 4}
-"""The template recipes whose grouping thresholds were measured (keys of GROUP_THRESHOLDS and LONE_FACES)."""
+@dataclass(frozen=True)
+class Grouping:
+    """How faces of one template recipe are grouped into people: groups merge by average linkage on re-ranked
+    distances (``reranked_average_linkage``) within ``threshold``, and a face still on its own meets the
+    stricter ``lone`` bars, relative to its local scale (``LoneFaces``)."""
+
+    threshold: float
+    lone: LoneFaces
 
 
-def grouping_views(collection: str, recipe: str) -> int:
-    """The measured thresholds' key for a collection's recipe; a recipe they were not measured for is refused."""
-    if recipe not in GROUPING_VIEWS:
+GROUPINGS = {
+    "dlib-1view-v1": Grouping(0.47, LoneFaces(pair=0.82, join=0.90)),
+    "dlib-4view-v1": Grouping(0.485, LoneFaces(pair=0.82, join=0.90)),
+    "dlib4view+facenet2view-v1": Grouping(0.485, LoneFaces(pair=0.82, join=0.88)),
+}
+"""The measured groupings, by template recipe (bench/cluster_quality.py --recipe R; bench/README.md).
+
+The threshold: the mean distance between a person's faces, less a bonus for the pairs that share their
+k-reciprocal neighbourhood, is at most this. On the dev set's LFW identities with 2+ photos (3,315 faces of 903
+people), one-view templates gave BCubed precision 0.981 at recall 0.861 at 0.47, where plain average linkage
+reaches 0.985 / 0.788 at 0.48, complete linkage 0.981 / 0.799 at 0.52 and label propagation (Chinese whispers)
+0.996 / 0.571 at 0.40; in held-out 2-fold checks the re-ranking gained 3.8 to 5.6 recall points at equal
+precision. Four-view templates (``templates.py``, the default) lie closer within a person: 0.981 / 0.908 at
+0.485 (in a 2-fold check by identity both halves chose 0.49). Merging two people is the worse error, hence
+precision first.
+
+The lone-face bars (times each face's local scale, ``LoneFaces``): most people in a real archive appear once,
+and without bars one-photo strangers were put into other people. Over every dev LFW person (4,498 faces of
+2,086 people, 1,183 of them with one photo), and over the people with 2+ photos grouped alone:
+
+- four views: no bars 0.936 / 0.924 and 0.981 / 0.908; fixed bars (a lone face within 0.46 of plain and 0.43
+  of re-ranked distance, before) 0.981 / 0.876 and 0.990 / 0.839; these 0.983 / 0.887 and 0.989 / 0.860.
+  Out of fold (bars chosen on half of the people, split by identity, at precision 0.985 on both sets, scored
+  on the other half) the halves chose 0.84 / 0.90 and 0.82 / 0.90: 0.984 / 0.903 with 0.991 / 0.877, and
+  0.988 / 0.907 with 0.991 / 0.888 held out. Recall on the people with 2+ photos stays under 0.90.
+- one view: no bars 0.946 / 0.885; fixed bars (0.46 / 0.44) 0.980 / 0.847; these 0.987 / 0.849 and 0.991 /
+  0.808 (halves chose 0.84 / 0.90 and 0.80 / 0.90).
+- fused (dlib's four views and FaceNet's two, 4,496 faces both find): no bars 0.927 / 0.968 and 0.987 / 0.961;
+  these 0.987 / 0.944 and 0.992 / 0.931, which meets precision 0.98 with recall 0.90 on both sets. Out of fold
+  the halves chose 0.84 / 0.88 and 0.82 / 0.88: 0.985 / 0.952 with 0.994 / 0.936, and 0.988 / 0.961 with
+  0.993 / 0.949 held out."""
+
+
+def grouping_for(collection: str, recipe: str) -> Grouping:
+    """The measured grouping of a collection's recipe; a recipe it was not measured for is refused."""
+    if recipe not in GROUPINGS:
         raise RefusedError(
             f"people grouping has not been measured for template recipe {recipe} (collection {collection!r}); "
             f"re-embed the collection with 'facesearch reindex --collection {collection} --recipe dlib-4view-v1'"
         )
-    return GROUPING_VIEWS[recipe]
+    return GROUPINGS[recipe]
 
 
 RECIPROCAL_NEIGHBOURS = 8
@@ -61,23 +89,19 @@ EXPANSION = 2
 """Nearest faces whose neighbourhood weights are averaged (k2, the face itself included)."""
 DISTANCE_WEIGHT = 0.4
 """A linked pair's distance d becomes min(d, 0.4 d + 0.6 jaccard) (lambda of Zhong et al. 2017)."""
-LONE_FACES = {1: LoneFaces(pair=0.46, join=0.44), 4: LoneFaces(pair=0.46, join=0.43)}
-"""Stricter bars for a face still on its own (``LoneFaces``): it joins a group or another lone face only
-within ``join`` of mean re-ranked distance, and another lone face only within ``pair`` of plain distance
-too. A new face joining an existing person meets the same bars, as a lone face. Most people in a real
-archive appear once, and without these bars one-photo strangers were put into other people: on every dev LFW
-person (4,498 faces of 2,086 people, 1,183 of them with one photo; bench/cluster_quality.py) the four-view
-grouping gave precision 0.936 (recall 0.924), with them 0.981 / 0.876; the people with 2+ photos, grouped
-alone, went from 0.981 / 0.908 to 0.990 / 0.839. Out of fold (bars chosen from pair 0.42-0.48 and join
-0.40-0.45 on half of the people, split by identity, scored on the other half), both halves chose 0.48 / 0.43
-for four views (held out: 0.981 / 0.888 and 0.983 / 0.902 over every person), but on the whole set that
-gives 0.977 / 0.884: precision falls as a collection grows (more strangers to confuse), so pair is 0.46
-(held out: 0.983 / 0.882 and 0.985 / 0.890; 0.990 / 0.847 and 0.993 / 0.866 over 2+ photos). One view: the
-halves chose 0.48 / 0.44 and 0.46 / 0.44; 0.46 / 0.44 gives 0.980 / 0.852 and 0.983 / 0.875 held out, 0.980 /
-0.847 on the whole set."""
 NEIGHBOURS = 10
 """Neighbours each face is linked to in the graph taken from the vector index (10 or 30 measured alike);
-at least RECIPROCAL_NEIGHBOURS, whose lists the re-ranking needs whole."""
+at least RECIPROCAL_NEIGHBOURS, whose lists the re-ranking needs whole. A face's local scale, which the
+lone-face bars are relative to, is its distance to the last of them (SCALE_LIMIT where it is farther or
+missing; the 8th or the 15th, with bars to match, measured alike)."""
+SCALE_LIMIT = 0.575
+"""The most a face's local scale counts for (``local_scales``). In a small or sparse collection every face's
+neighbours lie far, and bars relative to them alone would let any two faces within the group threshold pair up,
+as with no bars (two strangers alone share their whole neighbourhood). At 0.575 the pair bar is at most 0.47
+(0.82 x 0.575), about the fixed bar it replaced (0.46). On the dev-set people test's sample (744 faces; its
+grouping simulated on the cached templates) it took precision, grouped in full, from 0.978 to 0.991 with four
+views and from 0.971 to 0.989 fused; over the whole dev set the four-view figures moved from 0.980 / 0.891 to
+0.983 / 0.887 (0.55 costs more recall)."""
 GRAPH_RADIUS = 0.7
 """Neighbours further than this are left out of the graph. It is wider than the thresholds because the
 re-ranking reads whole neighbour lists, not only the close pairs: on the dev set, recall was 0.877 at 0.7
@@ -118,11 +142,13 @@ class ClusterReport:
 
 
 class Graph(NamedTuple):
-    """Each face's nearest neighbours within GRAPH_RADIUS, and how much each linked pair's k-reciprocal
-    neighbourhoods differ (``reciprocal_jaccard``, one per edge)."""
+    """Each face's nearest neighbours within GRAPH_RADIUS, how much each linked pair's k-reciprocal
+    neighbourhoods differ (``reciprocal_jaccard``, one per edge), and each face's local scale
+    (``local_scales``)."""
 
     edges: Edges
     jaccard: npt.NDArray[np.float32]
+    scales: npt.NDArray[np.float64]
 
 
 Scope = Callable[[], AbstractContextManager[object]]
@@ -191,13 +217,13 @@ class People:
             data = self.store.cluster_input(collection_id, eligible, self.engine.cipher(collection_id).open_template)
             step(CLUSTER_STEPS[1])
             neighbours = self._neighbours(collection_id, data)
-            views = grouping_views(collection, self.engine.catalog.collection_recipe(collection_id))
+            grouping = grouping_for(collection, self.engine.catalog.collection_recipe(collection_id))
         graph = _graph_of(data, *neighbours)
         step(CLUSTER_STEPS[2])
         if full:
-            assignment, groups = _regroup(data, graph, GROUP_THRESHOLDS[views], LONE_FACES[views])
+            assignment, groups = _regroup(data, graph, grouping.threshold, grouping.lone)
         else:
-            assignment, groups = _extend(data, graph, GROUP_THRESHOLDS[views], LONE_FACES[views])
+            assignment, groups = _extend(data, graph, grouping.threshold, grouping.lone)
         changed = {face: person for face, person in assignment.items() if person != _person_of(data, face)}
         return _Plan(collection, collection_id, full, state, len(data.face_ids), low_quality, changed, groups)
 
@@ -310,9 +336,10 @@ class People:
 
 
 def _graph_of(data: ClusterInput, distances: npt.NDArray[np.float32], ids: npt.NDArray[np.int64]) -> Graph:
-    """The neighbour graph within GRAPH_RADIUS from each face's nearest faces, and the re-ranking's Jaccard
-    distance per edge."""
-    empty = Graph((np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)), np.ones(0, np.float32))
+    """The neighbour graph within GRAPH_RADIUS from each face's nearest faces, the re-ranking's Jaccard
+    distance per edge and each face's local scale."""
+    edges_of_none = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    empty = Graph(edges_of_none, np.ones(0, np.float32), np.zeros(0, np.float64))
     if not len(data.face_ids):
         return empty
     position = {int(face_id): i for i, face_id in enumerate(data.face_ids)}
@@ -325,7 +352,8 @@ def _graph_of(data: ClusterInput, distances: npt.NDArray[np.float32], ids: npt.N
                 targets.append(j)
                 weights.append(distance)
     edges = np.array(sources, np.int64), np.array(targets, np.int64), np.array(weights, np.float32)
-    return Graph(edges, reciprocal_jaccard(data.vectors, edges, RECIPROCAL_NEIGHBOURS, EXPANSION))
+    jaccard = reciprocal_jaccard(data.vectors, edges, RECIPROCAL_NEIGHBOURS, EXPANSION)
+    return Graph(edges, jaccard, local_scales(len(data.face_ids), edges, NEIGHBOURS, SCALE_LIMIT))
 
 
 def _person_of(data: ClusterInput, face_id: int) -> int:
@@ -336,12 +364,12 @@ def _extend(
     data: ClusterInput, graph: Graph, threshold: float, lone: LoneFaces
 ) -> tuple[dict[int, int], dict[int, list[int]]]:
     """New (unassigned) faces join the person of a neighbour as a lone face joins a group in the full
-    grouping (``LoneFaces``): within ``lone.join`` of mean re-ranked distance to the person's faces, and
-    within ``lone.pair`` of plain distance to a person of one face. The rest are grouped among themselves,
-    within ``threshold``."""
+    grouping (``LoneFaces``): within ``threshold`` of mean re-ranked distance to the person's faces and within
+    ``lone.join`` (``lone.pair`` for a person of one face) times the local scale of the new face and theirs, of
+    mean plain distance. The rest are grouped among themselves, within ``threshold``."""
     sources, targets, distances = graph.edges
     reranked = distances - reranking_gain(distances, graph.jaccard, DISTANCE_WEIGHT)
-    near = reranked <= max(lone.pair, lone.join)  # a person with no face this near cannot be within the bars
+    near = reranked <= threshold  # a person with no face this near cannot be within the threshold
     sources, targets, distances = sources[near], targets[near], distances[near]
     bonus = reranking_bonus(graph.edges, graph.jaccard, DISTANCE_WEIGHT)
     new = data.person_ids < 0
@@ -360,7 +388,8 @@ def _extend(
             faces = members[person]
             plain = float(np.linalg.norm(data.vectors[faces] - data.vectors[i], axis=1).mean())
             less = sum(taken.get(int(j), 0.0) for j in faces) / len(faces)
-            if lone.allows((1, len(faces)), plain, plain - less, threshold):
+            scale = joint_scale(graph.scales, int(i), faces)
+            if lone.allows((len(faces), 1), plain, plain - less, threshold, scale):
                 assignment[int(data.face_ids[i])] = person
                 break
     remaining = np.array([i for i in np.flatnonzero(new) if int(data.face_ids[i]) not in assignment], np.int64)
@@ -419,7 +448,9 @@ def _new_groups(
     local[positions] = np.arange(len(positions))
     sources, targets, distances = graph.edges
     keep = (local[sources] >= 0) & (local[targets] >= 0)
-    sub_graph = Graph((local[sources[keep]], local[targets[keep]], distances[keep]), graph.jaccard[keep])
+    sub_graph = Graph(
+        (local[sources[keep]], local[targets[keep]], distances[keep]), graph.jaccard[keep], graph.scales[positions]
+    )
     labels = _group(data.vectors[positions], sub_graph, threshold, lone)
     groups: dict[int, list[int]] = {}
     for k, label in enumerate(labels):
@@ -428,4 +459,4 @@ def _new_groups(
 
 
 def _group(vectors: npt.NDArray[np.float32], graph: Graph, threshold: float, lone: LoneFaces) -> npt.NDArray[np.int64]:
-    return reranked_average_linkage(vectors, graph.edges, threshold, graph.jaccard, DISTANCE_WEIGHT, lone)
+    return reranked_average_linkage(vectors, graph.edges, threshold, graph.jaccard, DISTANCE_WEIGHT, lone, graph.scales)

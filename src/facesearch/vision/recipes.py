@@ -99,10 +99,15 @@ def recipe_templates(
     facenet_chips = [arcface_chip(pixels, points) for points in five]
     views_by_face = [[chip, mirrored(chip)] for chip in facenet_chips]
     facenet = models.facenet.embed([view for pair in views_by_face for view in pair])
-    facenet = _unit(facenet.reshape(len(faces), 2, -1).mean(axis=1))
+    return fused_templates(dlib, facenet.reshape(len(faces), 2, -1).mean(axis=1)), chips
+
+
+def fused_templates(dlib: Floats, facenet: Floats) -> Floats:
+    """The fused recipe's templates from each face's dlib template and FaceNet's (the mean over its views)."""
     weight = FUSED_DLIB_WEIGHT
-    fused = np.hstack([np.sqrt(weight) * _unit(dlib), np.sqrt(1 - weight) * facenet]) * FUSED_SCALE
-    return fused.astype(np.float32), chips
+    fused = np.hstack([np.sqrt(weight) * _unit(dlib), np.sqrt(1 - weight) * _unit(facenet)]) * FUSED_SCALE
+    result: Floats = fused.astype(np.float32)
+    return result
 
 
 def facenet_points(
