@@ -1,11 +1,11 @@
 """Access reports on dev-set identities (skips without the dev set).
 
 An access report must list exactly the images whose faces match the probe under the engine's rule
-(distance at or under the threshold), across every collection, with nothing cut off. That is checked
-against a brute-force comparison of independently computed templates. Whether "matching" equals "the
-same person" is the model's accuracy, reported here as identity precision and recall: at the default
-threshold dlib confuses some of these grayscale LFW crops, so a person answering a request should
-review the report (it shows each match's distance) before sending it.
+(distance at or under the request's threshold, which follows the gallery's size as a search's does), across
+every collection, with nothing cut off. That is checked against a brute-force comparison of independently
+computed templates. Whether "matching" equals "the same person" is the model's accuracy, reported here as
+identity precision and recall: the faces held must be the person's, and the person's other faces must be listed
+as held or as possible matches to review (nothing silently missed).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from facesearch.vision.api import embed_faces
 pytestmark = pytest.mark.devset
 IDENTITIES = 12
 """The first identities (by name) with at least four photos; each one's first photo is the probe."""
-MIN_PRECISION = 0.85
-"""Identity precision of the reports at the match threshold, a floor under what this sample measured: 40 of 43
-faces reported were the person's with one-view templates (0.930), 40 of 45 with four-view templates (0.889:
-two more faces of Alec Baldwin's look-alikes within 0.6). Over all 5.5 million different-person pairs of the
-dev set's LFW faces the two kinds of template have the same false-match rate at 0.6 (``vision/templates.py``)."""
+MIN_PRECISION = 0.95
+"""Identity precision of the faces held, a floor under what this sample measured. At the verification threshold
+0.6 it was 0.889 (40 of 45 faces: Alec Baldwin's look-alikes); at the threshold of a search of these faces (about
+0.55) precision and recall were both 1.0."""
+MIN_RECALL_WITH_REVIEW = 0.9
+"""The person's faces held or listed for review."""
 
 
 def chosen_identities(dev: Path) -> dict[str, list[Path]]:
@@ -53,22 +54,30 @@ def test_access_reports_are_exact_across_collections_and_mostly_the_right_person
     templates = {path.name: largest_face(path) for path in gallery}
 
     rights = SubjectRights(engine)
-    true_positive = false_positive = false_negative = 0
+    true_positive = false_positive = false_negative = missed = 0
     for identity, paths in people.items():
         probe = largest_face(paths[0])
         assert probe is not None
-        held = {Path(h.source).name for h in rights.access(paths[0], ACTOR, f"SAR {identity}").held}
+        report = rights.access(paths[0], ACTOR, f"SAR {identity}")
+        assert report.threshold < DEFAULT_MATCH_THRESHOLD  # 48 faces: stricter than verification
+        held = {Path(h.source).name for h in report.held}
+        listed = held | {Path(h.source).name for h in report.to_review}
         within = {
             name for name, template in templates.items()
-            if template is not None and float(np.linalg.norm(template - probe)) <= DEFAULT_MATCH_THRESHOLD + 1e-4
+            if template is not None and float(np.linalg.norm(template - probe)) <= report.threshold + 1e-4
         }  # fmt: skip
         assert held == within, f"{identity}: report differs from the brute-force set within the threshold"
         mine = {path.name for path in paths[1:] if templates[path.name] is not None}
         true_positive += len(held & mine)
         false_positive += len(held - mine)
         false_negative += len(mine - held)
+        missed += len(mine - listed)
     precision = true_positive / (true_positive + false_positive)
     recall = true_positive / (true_positive + false_negative)
-    figures = f"identity precision {precision:.3f}, recall {recall:.3f} over {IDENTITIES} people"
+    with_review = 1 - missed / (true_positive + false_negative)
+    figures = (
+        f"identity precision {precision:.3f}, recall {recall:.3f} (held), {with_review:.3f} (held or to review) over "
+        f"{IDENTITIES} people"
+    )
     print(figures)
-    assert precision >= MIN_PRECISION and recall >= 0.9, figures
+    assert precision >= MIN_PRECISION and with_review >= MIN_RECALL_WITH_REVIEW, figures

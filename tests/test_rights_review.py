@@ -95,10 +95,12 @@ def test_the_command_line_lists_possible_matches_and_erases_the_confirmed(tmp_pa
     assert facesearch(data, "ingest", "news", photos, "--workers", "1").returncode == 0
     access = facesearch(data, "rights", "access", PROBE, "--reference", "SAR-21", "--json")
     assert access.returncode == 0, access.stderr
-    (review,) = json.loads(access.stdout)["to_review"]
+    report = json.loads(access.stdout)
+    (review,) = report["to_review"]
     assert Path(review["source"]).name == GROUP.name and review["same_person"] is not None
     text = facesearch(data, "rights", "access", PROBE, "--reference", "SAR-21").stdout
-    assert "1 possible match(es) to review (distance over 0.6, up to 0.7)" in text and "--confirm FACE" in text
+    band = f"(distance over {report['threshold']}, up to 0.7)"
+    assert f"1 possible match(es) to review {band}" in text and "--confirm FACE" in text
 
     erase = facesearch(data, "rights", "erase", PROBE, "--reference", "ER-21")
     assert erase.returncode == 0, erase.stderr

@@ -26,7 +26,10 @@ REFERENCE_OPTION = click.option(
 THRESHOLD_OPTION = click.option(
     "--threshold",
     type=click.FloatRange(0.0, 2.0, min_open=True, max_open=True),
-    help="Largest distance that counts as the same person (default 0.6).",
+    help=(
+        "Largest distance that counts as the same person (default: the threshold a search of every collection "
+        "takes, 0.6 at most)."
+    ),
 )
 
 
