@@ -40,20 +40,24 @@ alone (546 faces of 151 people) precision 0.993, recall 0.867; with 198 one-phot
 the local-scale ones: 0.990 / 0.838, 0.988 / 0.881 and 0.985 / 0.879, under these floors). A change that merges
 people or splits them noticeably more fails here."""
 TARGET_PRECISION, TARGET_RECALL = 0.98, 0.90
-"""What the fused recipe must reach at every step: 1.000 / 0.923, 0.991 / 0.943 and 0.991 / 0.941 measured (its
-grouping was refused before it was measured)."""
+"""What the fused recipe must reach at every step: on its half sample (292 faces of 76 people with 2+ photos, then
+99 one-photo people added) 1.000 / 0.918, 0.996 / 0.939 and 0.996 / 0.939 measured (on the whole sample: 1.000 /
+0.923, 0.991 / 0.943 and 0.991 / 0.941)."""
 FUSED = "dlib4view+facenet2view-v1"
+FUSED_SAMPLE_EVERY = 12
+"""Half the sample for the fused recipe, whose ingest costs about three times the four views' here (2 minutes for
+the whole sample): the suite must stay within CI's time."""
 
 
-def sampled_photos(dev: Path, repeated: bool) -> list[Path]:
-    """Every SAMPLE_EVERY-th LFW identity with 2+ photos (``repeated``) or with one photo, by name."""
+def sampled_photos(dev: Path, repeated: bool, every: int = SAMPLE_EVERY) -> list[Path]:
+    """Every ``every``-th LFW identity with 2+ photos (``repeated``) or with one photo, by name."""
     with (dev / "identities.csv").open(newline="") as handle:
         rows = [
             r
             for r in csv.DictReader(handle)
             if (int(r["n_images"]) >= 2) == repeated and r["sources"] == "lfw_muxspace"
         ]
-    names = sorted(row["identity"] for row in rows)[::SAMPLE_EVERY]
+    names = sorted(row["identity"] for row in rows)[::every]
     return [photo for name in names for photo in sorted((dev / name).glob("*.jpg"))[:MAX_PHOTOS]]
 
 
@@ -85,10 +89,10 @@ def grouping_quality(engine: Engine, collection: str) -> tuple[float, float, int
     return precision, recall, len(truth), words
 
 
-def grouped_in_steps(engine: Engine, dev: Path) -> list[tuple[str, float, float, str]]:
-    """The sample's 2+ photo people ingested and grouped, then its one-photo people ingested and grouped
-    incrementally, then in full: (step, precision, recall, figures in words) after each."""
-    repeated, once = sampled_photos(dev, repeated=True), sampled_photos(dev, repeated=False)
+def grouped_in_steps(engine: Engine, dev: Path, every: int = SAMPLE_EVERY) -> list[tuple[str, float, float, str]]:
+    """The sample's 2+ photo people (every ``every``-th) ingested and grouped, then its one-photo people ingested
+    and grouped incrementally, then in full: (step, precision, recall, figures in words) after each."""
+    repeated, once = sampled_photos(dev, True, every), sampled_photos(dev, False, every)
     spec = CollectionSpec.parse(
         "archive", "Photo archive grouped into people", "consent", "explicit-consent", "5y", people_allowed=True
     )
@@ -123,5 +127,5 @@ def test_people_on_dev_identities_reach_the_measured_precision_and_recall(engine
 def test_people_of_the_fused_recipe_reach_the_target(settings: Settings) -> None:
     dev = require_dev_data()
     with Engine.init(settings.replace(template_recipe=FUSED)) as engine:
-        for step, precision, recall, words in grouped_in_steps(engine, dev):
+        for step, precision, recall, words in grouped_in_steps(engine, dev, FUSED_SAMPLE_EVERY):
             assert precision >= TARGET_PRECISION and recall >= TARGET_RECALL, f"{step}: {words}"
