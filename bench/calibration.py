@@ -45,12 +45,11 @@ import numpy.typing as npt
 
 from bench.face_model import MODELS, FaceModel
 from bench.identification import Faces, dev_faces
-from bench.recipe_threshold import fused_templates
 from bench.template_fusion import load_dataset
 from bench.verify_accuracy import default_dev_dir
 from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, TEMPLATE_RECIPES, Settings, views_recipe
 from facesearch.vision.calibration import CALIBRATION_DIR, PRIOR, Calibration, calibration_file
-from facesearch.vision.recipes import FUSED_DLIB_WEIGHT, FUSED_SCALE, recipe_named
+from facesearch.vision.recipes import fused_templates, recipe_named
 
 EDGES = np.round(np.arange(0.0, 1.6005, 0.001), 3)
 """Histogram bins of distance (every pair is counted in one)."""
@@ -265,8 +264,7 @@ def recipe_faces(dev: Path, name: str) -> Faces:
     if not recipe.facenet_views:
         return dev_faces(dev, Settings(template_views=recipe.dlib_views))[0]
     data = load_dataset(dev, facenet_views=recipe.facenet_views, dlib_views=recipe.dlib_views)
-    fused = fused_templates(data.dlib, data.facenet, FUSED_DLIB_WEIGHT) * FUSED_SCALE
-    return Faces(fused.astype(np.float32), data.labels, data.multi)
+    return Faces(fused_templates(data.dlib, data.facenet), data.labels, data.multi)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -123,22 +123,9 @@ def four_view_caches() -> tuple[Path, Path]:
     with its)."""
     joined = (CACHES[0].with_name("facenet-int8-4view-a.npz"), CACHES[0].with_name("facenet-int8-4view-b.npz"))
     for plain, small, target in zip(CACHES, SHRUNK_CACHES, joined, strict=True):
-        first, second = facenet_templates.load_cache(plain), facenet_templates.load_cache(small)
-        facenet_templates.save_cache(
-            {
-                name: None if vector is None or second.get(name) is None else _unit_mean(vector, second[name])
-                for name, vector in first.items()
-            },
-            target,
-        )
+        views = template_fusion.two_views(facenet_templates.load_cache(plain), facenet_templates.load_cache(small))
+        facenet_templates.save_cache(views, target)
     return joined
-
-
-def _unit_mean(first: npt.NDArray[np.float32], second: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32]:
-    assert second is not None
-    mean = first / np.linalg.norm(first) + second / np.linalg.norm(second)
-    result: npt.NDArray[np.float32] = (mean / np.linalg.norm(mean)).astype(np.float32)
-    return result
 
 
 def fused_accuracy(dev: Path, four_views: bool) -> str:

@@ -98,11 +98,7 @@ def load_dataset(
     dlib_cache = load_cache(Path(CACHE.format(views=dlib_views)), Settings(template_views=dlib_views))
     facenet_cache = facenet_templates.load_cache(facenet_caches[0])
     if facenet_views == 2:
-        mirrored = facenet_templates.load_cache(facenet_caches[1])
-        facenet_cache = {
-            name: None if vector is None or mirrored.get(name) is None else _mean_of_units(vector, mirrored[name])
-            for name, vector in facenet_cache.items()
-        }
+        facenet_cache = two_views(facenet_cache, facenet_templates.load_cache(facenet_caches[1]))
     missing = [name for name in files if name not in dlib_cache or name not in facenet_cache]
     if missing:
         raise SystemExit(
@@ -126,8 +122,15 @@ def load_dataset(
     )
 
 
-def _mean_of_units(first: Floats, second: Floats | None) -> Floats:
-    assert second is not None
+def two_views(first: dict[str, Floats | None], second: dict[str, Floats | None]) -> dict[str, Floats | None]:
+    """Each photo's unit-length mean of its two views' templates (None where either view has none)."""
+    return {
+        name: None if vector is None or (other := second.get(name)) is None else _mean_of_units(vector, other)
+        for name, vector in first.items()
+    }
+
+
+def _mean_of_units(first: Floats, second: Floats) -> Floats:
     mean = first / np.linalg.norm(first) + second / np.linalg.norm(second)
     result: Floats = (mean / np.linalg.norm(mean)).astype(np.float32)
     return result
