@@ -18,12 +18,14 @@ from ``bench/face_model.py``; and the real faces' rate alone scaled to each size
 look-alikes than real ones), how many probes found their mate within the threshold, and the calibration's
 reliability on held-out pairs.
 
-    python -m bench.calibration                      # default recipe, checks up to 1M faces (minutes)
+    python -m bench.calibration                      # the default recipe (needs bench.facenet_int8's caches)
     python -m bench.calibration --sizes 1000 10000   # quicker check
-    python -m bench.calibration --recipe dlib4view+facenet2view-v1   # the fused recipe (needs FaceNet's caches)
+    python -m bench.calibration --recipe dlib-4view-v1   # dlib's four views, checked up to 1M faces (minutes)
+    python -m bench.calibration --recipe dlib4view+facenet2view-v1   # FaceNet in 32 bits (bench.facenet_templates)
 
-The fused recipe's faces are those both pipelines found (``bench/template_fusion.py``: dlib's four-view cache and
-``bench/facenet_templates.py``'s chip and mirror caches), fused exactly as ``vision/recipes.py`` fuses them. The face
+A fused recipe's faces are those both pipelines found (``bench/template_fusion.py``: dlib's four-view cache and
+FaceNet's chip and mirror caches, ``bench/facenet_templates.py`` in 32 bits or ``bench/facenet_int8.py`` in 8), fused
+exactly as ``vision/recipes.py`` fuses them. The face
 model's synthetic distractors model dlib's templates only, so for the fused recipe the out-of-fold checks beyond the
 real faces report the real faces' rate scaled to the gallery size (``observed`` is then that figure).
 """
@@ -43,11 +45,12 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from bench import facenet_templates
 from bench.face_model import MODELS, FaceModel
 from bench.identification import Faces, dev_faces
 from bench.template_fusion import load_dataset
 from bench.verify_accuracy import default_dev_dir
-from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, TEMPLATE_RECIPES, Settings, views_recipe
+from facesearch.core.settings import DEFAULT_TEMPLATE_RECIPE, TEMPLATE_RECIPES, Settings
 from facesearch.vision.calibration import CALIBRATION_DIR, PRIOR, Calibration, calibration_file
 from facesearch.vision.recipes import fused_templates, recipe_named
 
@@ -263,14 +266,19 @@ def recipe_faces(dev: Path, name: str) -> Faces:
     recipe = recipe_named(name)
     if not recipe.facenet_views:
         return dev_faces(dev, Settings(template_views=recipe.dlib_views))[0]
-    data = load_dataset(dev, facenet_views=recipe.facenet_views, dlib_views=recipe.dlib_views)
-    return Faces(fused_templates(data.dlib, data.facenet), data.labels, data.multi)
+    data = load_dataset(
+        dev,
+        facenet_views=recipe.facenet_views,
+        dlib_views=recipe.dlib_views,
+        facenet_caches=facenet_templates.recipe_caches(recipe),
+    )
+    return Faces(fused_templates(data.dlib, data.facenet, recipe.scale), data.labels, data.multi)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=default_dev_dir())
-    parser.add_argument("--recipe", default=views_recipe(DEFAULT_TEMPLATE_VIEWS), choices=TEMPLATE_RECIPES)
+    parser.add_argument("--recipe", default=DEFAULT_TEMPLATE_RECIPE, choices=TEMPLATE_RECIPES)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--out-dir", type=Path, default=CALIBRATION_DIR)
     args = parser.parse_args(argv)

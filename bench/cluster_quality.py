@@ -1,12 +1,13 @@
 """Which grouping algorithm, at which threshold: BCubed precision and recall on the dev set's identities.
 
     python -m bench.cluster_quality                       # LFW: people with 2+ photos, and every person
-    python -m bench.cluster_quality --recipe dlib4view+facenet2view-v1   # the fused templates (cached below)
+    python -m bench.cluster_quality --recipe dlib-4view-v1   # dlib's templates alone (cached below)
     python -m bench.cluster_quality --all-sources --json bench/results/clusters.json
 
 Each image is embedded once with ``facesearch.embed_faces`` (largest face; cached in
-``bench/results/cluster-cache-{1,4}view.json``). The fused recipe's templates are made from that four-view cache and
-FaceNet's two views (``bench/facenet_templates.py`` and its ``--mirror``), over the faces both find. The neighbour
+``bench/results/cluster-cache-{1,4}view.json``). A fused recipe's templates (the default's among them) are made
+from that four-view cache and FaceNet's two views (``bench/facenet_templates.py`` and its ``--mirror`` in 32 bits,
+``bench/facenet_int8.py`` in 8), over the faces both find. The neighbour
 graph is built as the product builds it (k nearest neighbours from a faiss index within the product's radius),
 then each algorithm groups it: the plain ones on the edges within the threshold, the re-ranked average linkage on
 whole neighbour lists, with the product's k1 / k2 / lambda, with and without the product's stricter bars for faces
@@ -35,7 +36,7 @@ import numpy.typing as npt
 from bench import facenet_templates
 from bench.template_fusion import load_dataset
 from bench.verify_accuracy import default_dev_dir, embed_images, load_cache, load_models, save_cache
-from facesearch.core.settings import DEFAULT_TEMPLATE_VIEWS, TEMPLATE_RECIPES, Settings, views_recipe
+from facesearch.core.settings import DEFAULT_TEMPLATE_RECIPE, TEMPLATE_RECIPES, Settings, views_recipe
 from facesearch.people.algorithms import (
     Edges,
     LoneFaces,
@@ -308,15 +309,19 @@ def dlib_templates(dev: Path, files: list[str], views: int) -> tuple[list[str], 
 def recipe_templates(dev: Path, files: list[str], recipe: str) -> tuple[list[str], npt.NDArray[np.float32], int]:
     """The photos with a face, their templates of ``recipe``, and how many photos have none: the fused recipe
     over the faces both dlib (four views) and FaceNet (two views, ``bench/facenet_templates.py``) find."""
-    dlib_views = RECIPES[recipe].dlib_views
-    kept, vectors, missing = dlib_templates(dev, files, dlib_views)
-    if not RECIPES[recipe].facenet_views:
+    chosen = RECIPES[recipe]
+    kept, vectors, missing = dlib_templates(dev, files, chosen.dlib_views)
+    if not chosen.facenet_views:
         return kept, vectors, missing
-    for path, flag in ((facenet_templates.CACHE, ""), (facenet_templates.MIRROR_CACHE, " --mirror")):
+    caches = facenet_templates.recipe_caches(chosen)
+    for path in caches:
         if not set(files) <= set(facenet_templates.load_cache(path)):
-            raise SystemExit(f"FaceNet templates missing from {path}: run python -m bench.facenet_templates{flag}")
-    data = load_dataset(dev, facenet_views=2, dlib_views=dlib_views)
-    fused = dict(zip(data.files, fused_templates(data.dlib, data.facenet), strict=True))
+            raise SystemExit(
+                f"FaceNet templates missing from {path}: run python -m bench.facenet_templates (--mirror)"
+                " or, for 8 bits, bench.facenet_int8"
+            )
+    data = load_dataset(dev, facenet_views=2, dlib_views=chosen.dlib_views, facenet_caches=caches)
+    fused = dict(zip(data.files, fused_templates(data.dlib, data.facenet, chosen.scale), strict=True))
     both = [f for f in files if f in fused]
     return both, np.vstack([fused[f] for f in both]).astype(np.float32), len(files) - len(both)
 
@@ -326,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=default_dev_dir())
     parser.add_argument("--all-sources", action="store_true", help="Every identity with 2+ photos, not only LFW.")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--recipe", choices=TEMPLATE_RECIPES, default=views_recipe(DEFAULT_TEMPLATE_VIEWS))
+    parser.add_argument("--recipe", choices=TEMPLATE_RECIPES, default=DEFAULT_TEMPLATE_RECIPE)
     parser.add_argument("--template-views", type=int, choices=(1, 4), help="Shorthand for --recipe dlib-Nview-v1.")
     parser.add_argument("--folds-only", action="store_true", help="Only the summary and the out-of-fold bars.")
     args = parser.parse_args(argv)

@@ -33,17 +33,17 @@ from bench.identification import Faces, split
 from bench.verify_accuracy import default_dev_dir
 from facesearch.core.records import RGBImage
 from facesearch.vision.alignment import arcface_chip
+from facesearch.vision.models.facenet_int8 import PERCENTILE, QUANTISED_OPS, RANGES
 from facesearch.vision.models.onnx_facenet import INPUT_NAME, FaceNetEmbedder, ensure_onnx_model
 from facesearch.vision.models.yunet import YuNetProposer
 from facesearch.vision.templates import SHRINK
 
 GRAPH = Path("bench/results/facenet-int8.onnx")
-CACHES = (Path("bench/results/facenet-int8-cache.npz"), Path("bench/results/facenet-int8-mirror-cache.npz"))
+CACHES = facenet_templates.INT8_CACHES
 SHRUNK_CACHES = (
     Path("bench/results/facenet-int8-shrunk-cache.npz"),
     Path("bench/results/facenet-int8-shrunk-mirror-cache.npz"),
 )
-PERCENTILE = 99.999
 BATCH = 4
 
 
@@ -59,7 +59,8 @@ def dev_chips(dev: Path, files: Sequence[str], count: int, seed: int = 0) -> lis
 
 
 def quantise(source: Path, target: Path, chips: Sequence[RGBImage]) -> None:
-    """``source``'s graph with 8-bit weights and activations, ranges read from ``chips``."""
+    """``source``'s graph with 8-bit weights and activations, ranges read from ``chips`` and written where the
+    product reads them (``vision/models/facenet_int8.py``, RANGES), so that it builds the same graph."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -76,6 +77,7 @@ def quantise(source: Path, target: Path, chips: Sequence[RGBImage]) -> None:
         def get_next(self) -> dict[str, npt.NDArray[np.uint8]] | None:
             return next(self.batches, None)
 
+    RANGES.unlink(missing_ok=True)
     prepared = target.with_suffix(".prepared.onnx")
     quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
     quantize_static(
@@ -87,8 +89,9 @@ def quantise(source: Path, target: Path, chips: Sequence[RGBImage]) -> None:
         weight_type=QuantType.QInt8,
         per_channel=True,
         calibrate_method=CalibrationMethod.Percentile,
-        op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+        op_types_to_quantize=list(QUANTISED_OPS),
         extra_options={"CalibPercentile": PERCENTILE},
+        calibration_cache_path=str(RANGES),  # written, as no file is there
     )
     prepared.unlink()
 

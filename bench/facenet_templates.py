@@ -29,14 +29,22 @@ from facesearch.core.records import Box, Point, RGBImage
 from facesearch.vision.alignment import arcface_chip
 from facesearch.vision.models.onnx_facenet import FaceNetEmbedder
 from facesearch.vision.models.yunet import YuNetProposer
+from facesearch.vision.recipes import Recipe
 from facesearch.vision.templates import shrunk
 
 CACHE = Path("bench/results/facenet-cache.npz")
 MIRROR_CACHE = Path("bench/results/facenet-mirror-cache.npz")
 """Templates of the same chips mirrored left to right (``--mirror``), for a two-view template."""
+INT8_CACHES = (Path("bench/results/facenet-int8-cache.npz"), Path("bench/results/facenet-int8-mirror-cache.npz"))
+"""The chip's and the mirror's templates by FaceNet in 8 bits (``bench/facenet_int8.py`` makes them)."""
 SCORES = (0.5, 0.3)
 MIN_FACE_SIDE = 20
 Floats = npt.NDArray[np.float32]
+
+
+def recipe_caches(recipe: Recipe) -> tuple[Path, Path]:
+    """The chip's and the mirror's caches of the FaceNet graph ``recipe`` runs."""
+    return INT8_CACHES if recipe.facenet_int8 else (CACHE, MIRROR_CACHE)
 
 
 def lfw_files(dev: Path) -> list[str]:

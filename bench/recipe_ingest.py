@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from bench.ingest_throughput import default_dev_dir, select_images, timed_ingest
 from facesearch.safeguards.vault import generate_master_key
 
-RECIPES = ("dlib-4view-v1", "dlib4view+facenet2view-v1")
+RECIPES = ("dlib-4view-v1", "dlib4view+facenet2view-int8-v1", "dlib4view+facenet2view-v1")
 WORKERS = 2
 
 

@@ -1,5 +1,5 @@
-"""The fused recipe's scale (``vision/recipes.py``, FUSED_SCALE): the factor that puts the 0.6 match threshold of
-``dlib4view+facenet2view-v1`` at the false-match rate 0.6 gives dlib's four-view templates, chosen out of fold.
+"""A fused recipe's scale (``vision/recipes.py``, FUSED_SCALE and FUSED_INT8_SCALE): the factor that puts the 0.6
+match threshold of ``--recipe`` at the false-match rate 0.6 gives dlib's four-view templates, chosen out of fold.
 
 The faces are those ``bench/template_fusion.py`` reads (both pipelines' caches, FaceNet over the chip and its mirror);
 with ``--partial``, those of them the mirror cache holds so far (``facenet_templates --mirror`` saves as it goes).
@@ -7,7 +7,7 @@ The identities are dealt into 5 folds; for each fold, dlib's false-match rate at
 rate are found on the pairs of the other folds' faces, and the held-out fold's pairs are scored at that scale: its
 false-match rate and true-accept rate beside dlib's at 0.6. The scale to ship is fitted on every pair.
 
-    PYTHONPATH=src python -m bench.recipe_threshold [--json bench/results/recipe-threshold.json]
+    PYTHONPATH=src python -m bench.recipe_threshold [--recipe R] [--json bench/results/recipe-threshold.json]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from bench.identification import CACHE, FMRS
 from bench.template_fusion import distances, identity_folds, load_dataset, unit
 from bench.verify_accuracy import default_dev_dir, load_cache, tar_at_far
 from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, Settings
-from facesearch.vision.recipes import FUSED_DLIB_WEIGHT
+from facesearch.vision.recipes import FUSED_DLIB_WEIGHT, RECIPES
 
 Floats = npt.NDArray[np.float64]
 
@@ -43,12 +43,11 @@ def scale_for(dlib: Floats, fused: Floats, threshold: float) -> tuple[float, flo
 
 
 def partial_dataset(
-    dev: Path,
+    dev: Path, caches: tuple[Path, Path]
 ) -> tuple[list[str], npt.NDArray[np.str_], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """(files, labels, dlib templates, FaceNet two-view templates) of the faces every cache holds so far."""
     dlib_cache = load_cache(Path(CACHE.format(views=4)), Settings(template_views=4))
-    first = facenet_templates.load_cache()
-    mirrored = facenet_templates.load_cache(facenet_templates.MIRROR_CACHE)
+    first, mirrored = (facenet_templates.load_cache(path) for path in caches)
     files = [
         name
         for name in facenet_templates.lfw_files(dev)
@@ -67,11 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=default_dev_dir())
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--partial", action="store_true", help="only the faces the mirror cache holds so far")
+    fused_recipes = [name for name, recipe in RECIPES.items() if recipe.facenet_views]
+    parser.add_argument("--recipe", choices=fused_recipes, default=fused_recipes[0])
     args = parser.parse_args(argv)
+    caches = facenet_templates.recipe_caches(RECIPES[args.recipe])
     if args.partial:
-        files, labels, dlib, facenet = partial_dataset(args.data)
+        files, labels, dlib, facenet = partial_dataset(args.data, caches)
     else:
-        data = load_dataset(args.data, facenet_views=2)
+        data = load_dataset(args.data, facenet_views=2, facenet_caches=caches)
         files, labels, dlib, facenet = data.files, data.labels, data.dlib, data.facenet
     dlib_matrix = distances(dlib)
     fused_matrix = distances(fused_templates(dlib, facenet, FUSED_DLIB_WEIGHT).astype(np.float32))
@@ -102,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pairs = upper.astype(bool)
     tars = {
         name: [tar_at_far(matrix[pairs], same_person[pairs], far).tar for far in FMRS]
-        for name, matrix in (("dlib-4view-v1", dlib_matrix), ("dlib4view+facenet2view-v1", fused_matrix))
+        for name, matrix in (("dlib-4view-v1", dlib_matrix), (args.recipe, fused_matrix))
     }
     result = {"faces": len(files), "dlib_fmr_at_threshold": fmr, "scale": scale, "folds": rows, "tar": tars}
     people = len(set(labels.tolist()))

@@ -74,14 +74,16 @@ def news_spec() -> CollectionSpec:
     )
 
 
-def prepare_gallery(root: Path, ingest: bool = True, hold_out: tuple[str, ...] = ()) -> Gallery:
+def prepare_gallery(
+    root: Path, ingest: bool = True, hold_out: tuple[str, ...] = (), template_recipe: str = ""
+) -> Gallery:
     """A data folder with the collections 'news' (the fixture identities but those named in ``hold_out``,
-    when ``ingest``) and 'subjects'."""
+    when ``ingest``) and 'subjects', of ``template_recipe`` (empty: the default)."""
     key_file = root / "master.key"
     key_file.write_text(generate_master_key())
     key_file.chmod(0o600)
     gallery = Gallery(root / "data", key_file, {})
-    with Engine.init(gallery.settings) as engine:
+    with Engine.init(gallery.settings.replace(template_recipe=template_recipe)) as engine:
         engine.create_collection(news_spec(), ADMIN)
         engine.create_collection(subjects_spec(), ADMIN)
         if ingest:

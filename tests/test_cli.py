@@ -22,8 +22,11 @@ CREATE = [
 MASTER_KEY = generate_master_key()
 
 
-def facesearch(data_dir: Path, *args: str | Path, key: str = MASTER_KEY) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FACESEARCH_")}
+def facesearch(
+    data_dir: Path, *args: str | Path, key: str = MASTER_KEY, settings: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process, with no ``FACESEARCH_*`` variable but the key and ``settings``."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FACESEARCH_")} | (settings or {})
     return subprocess.run(
         [sys.executable, "-m", "facesearch", "--data-dir", str(data_dir), "--actor", "cli-test", *map(str, args)],
         capture_output=True,

@@ -13,18 +13,22 @@ import numpy as np
 import facesearch
 from conftest import ACTOR, PURPOSE, news_spec
 from facesearch.core.records import AnalysedFace, Box, DetectedFace, NewImage
-from facesearch.core.settings import Settings
+from facesearch.core.settings import DEFAULT_TEMPLATE_RECIPE, Settings
 from facesearch.engine.engine import Engine
+from facesearch.vision.recipes import recipe_named
+
+RECIPE = recipe_named(DEFAULT_TEMPLATE_RECIPE)
+"""Synthetic templates are of the recipe new collections take."""
 
 
 def synthetic_image(number: int, faces: int = 2) -> NewImage:
     rng = np.random.default_rng(number)
     analysed = []
     for _ in range(faces):
-        vector = rng.normal(size=128).astype(np.float32)
+        vector = rng.normal(size=RECIPE.dimension).astype(np.float32)
         detection = DetectedFace(Box(0, 0, 10, 10), 1.0, ((1.0, 1.0),) * 5)
         analysed.append(AnalysedFace(detection, vector / np.linalg.norm(vector)))
-    return NewImage(f"{number:064x}", f"/photos/{number}.jpg", 10, 10, "JPEG", 100, analysed, "dlib-4view-v1")
+    return NewImage(f"{number:064x}", f"/photos/{number}.jpg", 10, 10, "JPEG", 100, analysed, RECIPE.name)
 
 
 def write_batch(engine: Engine, numbers: range, *, update_index: bool) -> None:

@@ -13,6 +13,7 @@ from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, Settings
 from facesearch.vision.analysis import FaceAnalyser
 from facesearch.vision.api import detect_faces, embed_faces, load_image_file, verify_faces
 from facesearch.vision.distance import face_distance
+from facesearch.vision.recipes import FUSED_INT8_SCALE
 
 FACE_FIXTURES = [row for row in fixture_manifest() if row["expected_faces"] and not row["file"].startswith("corrupt")]
 
@@ -90,12 +91,15 @@ def test_noface_images_have_no_faces() -> None:
         assert detect_faces(path) == [], path.name
 
 
-def test_templates_are_128_float32_and_deterministic(identity_files: dict[str, list[Path]]) -> None:
+def test_templates_are_256_float32_of_the_fused_length_and_deterministic(identity_files: dict[str, list[Path]]) -> None:
     path = next(iter(identity_files.values()))[0]
     face = embed_faces(path)[0]
-    assert face.embedding.shape == (128,) and face.embedding.dtype == np.float32
-    assert np.isfinite(face.embedding).all() and float(np.linalg.norm(face.embedding)) > 0.5
+    assert face.recipe == "dlib4view+facenet2view-int8-v1"
+    assert face.embedding.shape == (256,) and face.embedding.dtype == np.float32
+    assert float(np.linalg.norm(face.embedding)) == pytest.approx(FUSED_INT8_SCALE, abs=1e-4)
     assert np.array_equal(embed_faces(path)[0].embedding, face.embedding)
+    dlib_only = embed_faces(path, Settings(template_recipe="dlib-4view-v1"))[0].embedding
+    assert dlib_only.shape == (128,) and np.isfinite(dlib_only).all() and float(np.linalg.norm(dlib_only)) > 0.5
 
 
 def test_same_person_matches_and_different_people_do_not(identity_files: dict[str, list[Path]]) -> None:

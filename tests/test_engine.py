@@ -189,7 +189,7 @@ def test_stats_count_what_is_held(engine: Engine, identity_files: dict[str, list
     (collection,) = stats.collections
     assert collection.images == collection.faces == collection.indexed_vectors == len(identity_files)
     assert stats.data_bytes > 0
-    assert (stats.template_views, stats.template_recipes) == (4, ["dlib-4view-v1"])
+    assert (stats.template_views, stats.template_recipes) == (4, ["dlib4view+facenet2view-int8-v1"])
 
 
 def test_verification_is_a_biometric_comparison_and_needs_a_purpose(engine: Engine) -> None:

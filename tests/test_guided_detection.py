@@ -154,3 +154,34 @@ def test_without_yunet_detection_warns_once_and_scans_whole_photos(
     assert len(faces) == 3
     warnings = [record for record in caplog.records if "face proposals unavailable" in record.message]
     assert len(warnings) == 1
+
+
+class _CountingSession:
+    """YuNet's ONNX Runtime session, counting its runs."""
+
+    def __init__(self, session: object) -> None:
+        self.session, self.runs = session, 0
+
+    def run(self, *args: object) -> object:
+        self.runs += 1
+        return self.session.run(*args)  # type: ignore[attr-defined]
+
+
+def test_the_default_recipe_looks_at_each_photo_with_yunet_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proposals and FaceNet's five points come from one run of the network per photo; another photo, or the same
+    photo at another scale, runs it again."""
+    analyser = FaceAnalyser(Settings())
+    proposer = analyser.models.proposer
+    assert proposer is not None
+    counting = _CountingSession(proposer._session)
+    monkeypatch.setattr(proposer, "_session", counting)
+    first, second = sorted((FIXTURES / "identities").glob("*.jpg"))[:2]
+    (face,) = analyser.analyse_or_fail(first)[1]
+    assert counting.runs == 1 and face.embedding.shape == (256,)
+    analyser.analyse_or_fail(second)
+    assert counting.runs == 2
+    pixels = load_image_file(first)
+    proposer.propose(pixels, PROPOSAL_THRESHOLD, DEFAULT_MIN_FACE_SIDE)
+    proposer.locate(pixels, 0.3, DEFAULT_MIN_FACE_SIDE)
+    proposer.locate(pixels, 0.3, 2 * DEFAULT_MIN_FACE_SIDE)  # looked at half size
+    assert counting.runs == 4

@@ -21,7 +21,7 @@ import facesearch
 from conftest import ACTOR, PURPOSE, news_spec
 from facesearch.accountability.rights import SubjectRights
 from facesearch.core.errors import InvalidValueError, VectorStoreUnavailableError
-from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, Settings
+from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, DEFAULT_TEMPLATE_RECIPE, Settings
 from facesearch.engine.engine import Engine
 from facesearch.engine.ingest import Progress
 from facesearch.safeguards.rotation import VectorRotation
@@ -278,7 +278,7 @@ def test_facesearch_reindex_fills_a_milvus_collection_of_the_new_recipe_and_drop
         indexes = engine.indexes
         assert isinstance(indexes, MilvusIndexes)
         old = collection_index(engine, "news")  # this process holds the old recipe's collection open
-        assert old.name == indexes.collection_name(collection_id, "dlib-4view-v1")
+        assert old.name == indexes.collection_name(collection_id, DEFAULT_TEMPLATE_RECIPE)
 
         run = subprocess.run(
             [sys.executable, "-m", "facesearch", "reindex", "--recipe", "dlib-1view-v1", "--no-progress"],
@@ -366,7 +366,7 @@ def test_milvus_holds_only_vectors_rotated_by_the_collection_key(
     milvus_engine.create_collection(news_spec("news"), ACTOR)  # same name, a new key
     keys_left = [milvus_engine.cipher(milvus_engine.catalog.collection_id(n)) for n in ("news", "archive")]
     for cipher in keys_left:
-        assert np.linalg.norm(stored - cipher.vector_rotation(128).protect(probe), axis=1).min() > near
+        assert np.linalg.norm(stored - cipher.vector_rotation(len(probe)).protect(probe), axis=1).min() > near
     assert not news.server.client.has_collection(news.name)  # and the server dropped its copy
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesearch.vision.models import facenet_h5, onnx_facenet
-from facesearch.vision.models.cache import is_intact
+from facesearch.vision.models import facenet_h5, facenet_int8, onnx_facenet
+from facesearch.vision.models.cache import is_intact, sha256_file
 from facesearch.vision.models.facenet_h5 import FaceNetH5Error, FaceNetUnavailableError, KerasNetwork, read_h5
 from facesearch.vision.models.onnx_facenet import FaceNetEmbedder, cached_model_path
 
@@ -191,3 +191,31 @@ def test_another_form_of_the_graph_runs_when_named(built: Path, tmp_path: Path) 
     )
     with pytest.raises(FaceNetUnavailableError, match=r"facenet-missing\.onnx"):
         FaceNetEmbedder(graph=tmp_path / "facenet-missing.onnx")
+
+
+# -- the 8-bit graph (the default recipe's) ------------------------------------------------------------
+
+INT8_SHA256 = "4ae859878ead80ea5df9a571f2e778a69ab6429ffec4be173ab091a8c6af0261"
+"""The graph bench/facenet_int8.py measured (bench/README.md): the shipped ranges rebuild it byte for byte."""
+
+
+def test_the_8_bit_graph_is_built_from_the_shipped_ranges_cached_and_rebuilt_when_altered(
+    built: Path, cache_dir: Path
+) -> None:
+    path = facenet_int8.ensure_int8_model(cache_dir=cache_dir)
+    assert path == facenet_int8.cached_int8_path(built, cache_dir) and is_intact(path)
+    assert sha256_file(path) == INT8_SHA256
+    stamp = path.stat().st_mtime_ns
+    assert facenet_int8.ensure_int8_model(cache_dir=cache_dir) == path and path.stat().st_mtime_ns == stamp
+    path.write_bytes(path.read_bytes()[:-10])  # torn
+    facenet_int8.ensure_int8_model(cache_dir=cache_dir)
+    assert is_intact(path) and sha256_file(path) == INT8_SHA256
+
+
+def test_the_8_bit_graph_keeps_the_32_bit_templates_close(embedder: FaceNetEmbedder, cache_dir: Path) -> None:
+    chips = list(np.load(REFERENCE)["chips"])
+    int8 = FaceNetEmbedder(graph=facenet_int8.ensure_int8_model(cache_dir=cache_dir))
+    full, quantised = embedder.embed(chips), int8.embed(chips)
+    assert np.all((full * quantised).sum(axis=1) > 0.98)  # each face's two templates
+    similarities = quantised @ quantised.T
+    assert np.all(similarities[~np.eye(4, dtype=bool)] < 0.5)  # and four people still told apart

@@ -271,13 +271,16 @@ ADDER = """
 import sys
 import numpy as np
 from facesearch.core.records import AnalysedFace, Box, DetectedFace, NewImage
+from facesearch.core.settings import DEFAULT_TEMPLATE_RECIPE
 from facesearch.store.catalog.store import Catalog
+from facesearch.vision.recipes import recipe_named
 
 catalog = Catalog.open(sys.argv[1])
 collection_id = catalog.collection_id("news")
-face = AnalysedFace(DetectedFace(Box(0, 0, 9, 9), 1.0, ((1.0, 2.0),)), np.zeros(128, dtype=np.float32))
+recipe = recipe_named(DEFAULT_TEMPLATE_RECIPE)
+face = AnalysedFace(DetectedFace(Box(0, 0, 9, 9), 1.0, ((1.0, 2.0),)), np.zeros(recipe.dimension, dtype=np.float32))
 for n in range(int(sys.argv[3])):
-    image = NewImage(f"{sys.argv[2]}-{n}", "/bench", 9, 9, "png", 1, [face], "dlib-4view-v1")
+    image = NewImage(f"{sys.argv[2]}-{n}", "/bench", 9, 9, "png", 1, [face], recipe.name)
     catalog.add_images(collection_id, [image], seal=lambda vector: vector.tobytes())
 catalog.close()
 """

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -19,12 +20,12 @@ import pytest
 import facesearch
 from conftest import ACTOR, FIXTURES, PURPOSE, news_spec
 from facesearch.core.errors import InvalidValueError, RefusedError
-from facesearch.core.settings import Settings
+from facesearch.core.settings import DEFAULT_TEMPLATE_RECIPE, Settings
 from facesearch.engine.engine import Engine
 from facesearch.people.service import GROUPINGS, grouping_for
 from facesearch.safeguards.audit import AuditEntry
 from facesearch.safeguards.vault import generate_master_key
-from facesearch.vision.recipes import FUSED_DLIB_WEIGHT, FUSED_SCALE
+from facesearch.vision.recipes import FUSED_DLIB_WEIGHT, FUSED_INT8_SCALE
 
 FUSED = "dlib4view+facenet2view-v1"
 PHOTOS = sorted((FIXTURES / "identities").iterdir())
@@ -65,7 +66,8 @@ def audited(engine: Engine, change: str) -> list[AuditEntry]:
 
 
 def test_the_template_recipe_setting_names_the_recipes() -> None:
-    assert Settings().recipe == "dlib-4view-v1" and Settings(template_views=1).recipe == "dlib-1view-v1"
+    assert Settings().recipe == DEFAULT_TEMPLATE_RECIPE == "dlib4view+facenet2view-int8-v1"
+    assert Settings(template_views=1).recipe == "dlib-1view-v1"
     assert Settings.from_env({"FACESEARCH_TEMPLATE_RECIPE": FUSED}).recipe == FUSED
     with pytest.raises(InvalidValueError, match="template_recipe must be one of dlib-1view-v1, dlib-4view-v1"):
         Settings(template_recipe="arcface")
@@ -102,19 +104,22 @@ def test_collections_of_two_recipes_are_searched_each_with_its_own(settings: Set
     """A 128-d and a 256-d collection: the probe is embedded once per recipe, and each distance is that of
     templates of one recipe."""
     probe, gallery = FIXTURES / "identities" / "obama__2.jpg", FIXTURES / "identities" / "obama__1.jpg"
-    with Engine.init(settings) as engine:
+    with Engine.init(settings.replace(template_recipe="dlib-4view-v1")) as engine:
         engine.create_collection(news_spec("news"), ACTOR)
         engine.ingest("news", [gallery], ACTOR)
-    with Engine.open(settings.replace(template_recipe=FUSED)) as engine:
-        engine.create_collection(news_spec("fused"), ACTOR)
+    with Engine.open(settings) as engine:
+        engine.create_collection(news_spec("fused"), ACTOR)  # the default recipe
         engine.ingest("fused", [gallery], ACTOR)
-        assert {c.name: c.template_recipe for c in engine.collections()} == {"news": "dlib-4view-v1", "fused": FUSED}
+        assert {c.name: c.template_recipe for c in engine.collections()} == {
+            "news": "dlib-4view-v1",
+            "fused": DEFAULT_TEMPLATE_RECIPE,
+        }
         (fused,) = held_templates(engine, "fused").values()
         (dlib,) = held_templates(engine, "news").values()
-        # The fused template: [sqrt(w) dlib, sqrt(1 - w) FaceNet], each unit length, scaled by FUSED_SCALE.
-        assert fused.shape == (256,) and np.linalg.norm(fused) == pytest.approx(FUSED_SCALE, rel=1e-5)
+        # The fused template: [sqrt(w) dlib, sqrt(1 - w) FaceNet], each unit length, scaled by FUSED_INT8_SCALE.
+        assert fused.shape == (256,) and np.linalg.norm(fused) == pytest.approx(FUSED_INT8_SCALE, rel=1e-5)
         expected_dlib_part = np.sqrt(FUSED_DLIB_WEIGHT) * dlib / np.linalg.norm(dlib)
-        assert np.allclose(fused[:128] / FUSED_SCALE, expected_dlib_part, atol=1e-5)
+        assert np.allclose(fused[:128] / FUSED_INT8_SCALE, expected_dlib_part, atol=1e-5)
         (result,) = engine.search(probe, ACTOR, PURPOSE).results
         by_collection = {m.collection: m.distance for m in result.matches}
         assert set(by_collection) == {"news", "fused"}
@@ -125,7 +130,7 @@ def test_collections_of_two_recipes_are_searched_each_with_its_own(settings: Set
                     - engine.analyser.analyse_or_fail(probe, recipe=recipe)[1][0].embedding
                 )
             )
-            for name, recipe in (("news", "dlib-4view-v1"), ("fused", FUSED))
+            for name, recipe in (("news", "dlib-4view-v1"), ("fused", DEFAULT_TEMPLATE_RECIPE))
         }
         assert by_collection == pytest.approx(own, abs=1e-3)
 
@@ -143,7 +148,7 @@ def test_a_collection_whose_photos_are_gone_keeps_its_recipe_until_they_are_back
     changed.write_bytes(PHOTOS[5].read_bytes())
     with Engine.open(settings) as engine:
         (report,) = engine.reindex(ACTOR, recipe="dlib-1view-v1")
-        assert not report.switched and engine.collection("news").template_recipe == "dlib-4view-v1"
+        assert not report.switched and engine.collection("news").template_recipe == DEFAULT_TEMPLATE_RECIPE
         reasons = {Path(face.source).name: face.reason for face in report.unavailable}
         assert set(reasons) == {gone.name, changed.name}
         assert "can no longer be read" in reasons[gone.name] and "content changed" in reasons[changed.name]
@@ -196,7 +201,7 @@ def test_a_reindex_killed_by_sigkill_finishes_when_run_again(settings: Settings,
     process.communicate(timeout=30)
     assert process.returncode == -signal.SIGKILL, "the reindex finished before it could be killed"
     kept, recipe = _catalog_state(settings.data_dir)
-    assert 0 < kept < faces and recipe == "dlib-4view-v1"
+    assert 0 < kept < faces and recipe == DEFAULT_TEMPLATE_RECIPE
     with Engine.open(settings) as engine:  # killed half-way: still whole on its old recipe, index and catalog agree
         assert index_holds_the_catalog(engine, "news")
         (result,) = engine.search(photos[3], ACTOR, PURPOSE).results
@@ -252,6 +257,8 @@ def test_a_reindex_on_a_postgres_catalog_switches_the_collection(tmp_path: Path,
 
 def test_people_grouping_is_measured_for_every_recipe_and_refused_for_another() -> None:
     assert all(grouping_for("family", recipe) == GROUPINGS[recipe] for recipe in ("dlib-1view-v1", "dlib-4view-v1"))
-    assert grouping_for("family", FUSED) == GROUPINGS[FUSED]
-    with pytest.raises(RefusedError, match="reindex --collection family --recipe dlib-4view-v1"):
+    assert all(grouping_for("family", recipe) == GROUPINGS[recipe] for recipe in (FUSED, DEFAULT_TEMPLATE_RECIPE))
+    with pytest.raises(
+        RefusedError, match=re.escape(f"reindex --collection family --recipe {DEFAULT_TEMPLATE_RECIPE}")
+    ):
         grouping_for("family", "dlib-9view-v9")

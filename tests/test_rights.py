@@ -13,6 +13,7 @@ from conftest import ACTOR, FIXTURES, PURPOSE, news_spec
 from facesearch.accountability.rights import SubjectRights
 from facesearch.cli.html_report import write_access_report
 from facesearch.core.errors import InvalidValueError, NotFoundError, RefusedError
+from facesearch.core.settings import DEFAULT_TEMPLATE_RECIPE
 from facesearch.engine.engine import Engine
 from facesearch.vision.api import embed_faces
 
@@ -150,7 +151,7 @@ def test_the_protected_template_is_encrypted(
 ) -> None:
     probe = next(iter(identity_files.values()))[-1]
     SubjectRights(engine).erase(ACTOR, "objection 10", probe=probe, objection_agreement="form 10")
-    (sealed,) = engine.catalog.protected_templates("dlib-4view-v1")
+    (sealed,) = engine.catalog.protected_templates(DEFAULT_TEMPLATE_RECIPE)
     (face,) = embed_faces(probe)
     assert face.embedding.tobytes() not in sealed
     assert np.allclose(engine.cipher(0).open_template(sealed), face.embedding)

@@ -10,7 +10,7 @@ import pytest
 
 from browser_support import require_chromium, search, sign_in, sign_out
 from server_support import ADMIN, Gallery, live_server, prepare_gallery
-from test_rights_review import GROUP, PROBE, RICK
+from test_rights_review import GROUP, PROBE, REVIEW_RECIPE, RICK
 
 require_chromium()
 
@@ -21,7 +21,7 @@ from facesearch.engine.engine import Engine  # noqa: E402
 
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory: pytest.TempPathFactory) -> Gallery:
-    made = prepare_gallery(tmp_path_factory.mktemp("webui-review"), ingest=False)
+    made = prepare_gallery(tmp_path_factory.mktemp("webui-review"), ingest=False, template_recipe=REVIEW_RECIPE)
     with Engine.open(made.settings) as engine:
         engine.ingest("news", [*RICK, GROUP], ADMIN, workers=1)
     return made

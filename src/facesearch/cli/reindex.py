@@ -11,14 +11,17 @@ from facesearch.cli.render import emit, table
 from facesearch.cli.state import JSON_OPTION, CliState, pass_state
 from facesearch.core.errors import INGEST_PARTIAL_EXIT_CODE
 from facesearch.core.results import ReindexReport
-from facesearch.core.settings import TEMPLATE_RECIPES
+from facesearch.core.settings import DEFAULT_TEMPLATE_RECIPE, TEMPLATE_RECIPES
 
 
 @click.command()
 @click.option(
     "--recipe",
     type=click.Choice(TEMPLATE_RECIPES),
-    help="Template recipe to re-embed with (default: $FACESEARCH_TEMPLATE_RECIPE, else the data folder's).",
+    help=(
+        f"Template recipe to re-embed with (default: $FACESEARCH_TEMPLATE_RECIPE, else {DEFAULT_TEMPLATE_RECIPE}; "
+        "dlib-1view-v1 in a data folder made with one view)."
+    ),
 )
 @click.option("--collection", "collections", multiple=True, help="Re-embed only these collections (repeatable).")
 @click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")

@@ -18,9 +18,13 @@ from facesearch.core.errors import InvalidValueError
 TEMPLATE_VIEWS = (1, 4)
 """How many views of a face its template may average (``templates.py``)."""
 DEFAULT_TEMPLATE_VIEWS = 4
-TEMPLATE_RECIPES = ("dlib-1view-v1", "dlib-4view-v1", "dlib4view+facenet2view-v1")
+TEMPLATE_RECIPES = ("dlib-1view-v1", "dlib-4view-v1", "dlib4view+facenet2view-v1", "dlib4view+facenet2view-int8-v1")
 """How a template may be made (``vision/recipes.py``): dlib's one view, its four views, or those fused with FaceNet's
-two views. Every template records its recipe, and templates of two recipes are never compared."""
+two views (FaceNet in 32-bit floats or 8-bit integers). Every template records its recipe, and templates of two
+recipes are never compared."""
+DEFAULT_TEMPLATE_RECIPE = "dlib4view+facenet2view-int8-v1"
+"""New collections' recipe unless ``template_recipe`` (or ``template_views=1``) says otherwise: the most accurate
+recipe whose ingest keeps at least 2.5x the ``face_recognition`` command's pace (3.24x measured; ``docs/models.md``)."""
 
 
 def views_recipe(views: int) -> str:
@@ -131,14 +135,16 @@ class Settings:
     ingest_batch_size: int = 64
     """Images written to the catalog per transaction during ingest."""
     template_views: int = DEFAULT_TEMPLATE_VIEWS
-    """Views of each face averaged into its template: 1 (dlib's template as published) or 4 (with its mirror
-    image and a shrunk copy of both; the most accurate, four descriptors per face). Applies to data folders
-    made from now on: each folder keeps the count it was made with, so its templates stay comparable."""
+    """Views of each face's dlib template: 4 (with its mirror image and a shrunk copy of both) or 1 (dlib's template
+    as published). With ``template_recipe`` empty, 1 makes new collections ``dlib-1view-v1`` and 4 the default
+    recipe. Applies to data folders made from now on: each folder keeps the count it was made with (a folder made
+    before recipes were recorded holds one-view templates)."""
     template_recipe: str = ""
-    """How new collections' templates are made: ``dlib-4view-v1``, ``dlib-1view-v1`` or
-    ``dlib4view+facenet2view-v1`` (opt-in: more accurate, about 3.4x the embedding cost); empty means the dlib
-    recipe of ``template_views``. A collection keeps the recipe it was made with until ``facesearch reindex``
-    re-embeds it."""
+    """How new collections' templates are made: ``dlib4view+facenet2view-int8-v1`` (the default: dlib's four views
+    fused with FaceNet's two in 8 bits), ``dlib4view+facenet2view-v1`` (FaceNet in 32 bits: a little more accurate,
+    slower), ``dlib-4view-v1`` or ``dlib-1view-v1`` (dlib alone: faster, far less accurate); empty means the default
+    (or ``dlib-1view-v1`` where ``template_views`` is 1). A collection keeps the recipe it was made with until
+    ``facesearch reindex`` re-embeds it."""
     embedder: str = "auto"
     """How dlib's ResNet runs: ``onnx`` (ONNX Runtime, graph converted from dlib's weights and cached),
     ``dlib`` (dlib's own code, about 10x slower here), or ``auto`` (ONNX, else dlib with a warning)."""
@@ -256,7 +262,9 @@ class Settings:
     @property
     def recipe(self) -> str:
         """The recipe of new collections' templates (and of verifications)."""
-        return self.template_recipe or views_recipe(self.template_views)
+        if self.template_recipe:
+            return self.template_recipe
+        return views_recipe(1) if self.template_views == 1 else DEFAULT_TEMPLATE_RECIPE
 
     @property
     def index_dir(self) -> Path:

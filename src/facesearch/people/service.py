@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.core.errors import InvalidValueError, RefusedError
+from facesearch.core.settings import DEFAULT_TEMPLATE_RECIPE
 from facesearch.engine.engine import Engine
 from facesearch.people.algorithms import (
     Edges,
@@ -43,6 +44,7 @@ GROUPINGS = {
     "dlib-1view-v1": Grouping(0.47, LoneFaces(pair=0.82, join=0.90)),
     "dlib-4view-v1": Grouping(0.485, LoneFaces(pair=0.82, join=0.90)),
     "dlib4view+facenet2view-v1": Grouping(0.485, LoneFaces(pair=0.82, join=0.88)),
+    "dlib4view+facenet2view-int8-v1": Grouping(0.485, LoneFaces(pair=0.82, join=0.88)),
 }
 """The measured groupings, by template recipe (bench/cluster_quality.py --recipe R; bench/README.md).
 
@@ -77,7 +79,8 @@ def grouping_for(collection: str, recipe: str) -> Grouping:
     if recipe not in GROUPINGS:
         raise RefusedError(
             f"people grouping has not been measured for template recipe {recipe} (collection {collection!r}); "
-            f"re-embed the collection with 'facesearch reindex --collection {collection} --recipe dlib-4view-v1'"
+            "re-embed the collection with "
+            f"'facesearch reindex --collection {collection} --recipe {DEFAULT_TEMPLATE_RECIPE}'"
         )
     return GROUPINGS[recipe]
 

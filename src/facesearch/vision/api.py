@@ -42,7 +42,7 @@ def detect_faces(image: ImageInput, settings: Settings | None = None) -> list[De
 
 
 def embed_faces(image: ImageInput, settings: Settings | None = None) -> list[AnalysedFace]:
-    """Every face in ``image`` with its 128-d template (``.embedding``)."""
+    """Every face in ``image`` with its template (``.embedding``; 256-d with the default recipe, 128-d with dlib's)."""
     settings = settings or Settings()
     return analyse_image(_loaded(image, settings), _models(settings), AnalysisOptions.from_settings(settings))
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facesearch.core.records import AnalysedFace, Box, DetectedFace, LoadedImage, Point, RGBImage
-from facesearch.core.settings import DEFAULT_MIN_FACE_SIDE, Settings, views_recipe
+from facesearch.core.settings import DEFAULT_MIN_FACE_SIDE, DEFAULT_TEMPLATE_RECIPE, Settings
 from facesearch.vision.alignment import clip_box, rotate_quarters, scale_box, unrotate_box, unrotate_point
 from facesearch.vision.guided import PROPOSAL_THRESHOLD, detect_guided
 from facesearch.vision.models.registry import ModelSet
@@ -62,7 +62,7 @@ class AnalysisOptions:
     threshold: float
     try_rotations: bool
     proposals: bool = True
-    recipe: str = views_recipe(4)
+    recipe: str = DEFAULT_TEMPLATE_RECIPE
     """How each template is made (``recipes.py``); a collection's, never mixed within one."""
     min_face_side: int = DEFAULT_MIN_FACE_SIDE
     """Smallest face YuNet's proposals look for, in pixels of the photo as analysed."""

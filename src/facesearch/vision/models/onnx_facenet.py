@@ -241,6 +241,9 @@ class FaceNetEmbedder:
             raise FaceNetUnavailableError(f"onnx or onnxruntime is not installed: {error}") from error
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        # Threads that wait spinning fight dlib's ResNet's for the same cores (a library call runs both): 201 ms of
+        # CPU a photo with the default recipe against 160 ms without spinning, at about the same wall time.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -50,6 +50,7 @@ class ModelSet:
                 self._choice = choice
                 self._loaded.pop("embedder", None)
                 self._loaded.pop("facenet", None)
+                self._loaded.pop("facenet-int8", None)
                 self._version += 1
 
     @property
@@ -73,17 +74,24 @@ class ModelSet:
     def embedder(self) -> FaceEmbedder:
         return self._get("embedder", self._make_embedder)
 
-    @property
-    def facenet(self) -> FaceNetEmbedder:
-        """FaceNet on ONNX Runtime (the fused recipe's second embedder, ``vision/recipes.py``)."""
-        return self._get("facenet", self._make_facenet)
+    def facenet(self, int8: bool) -> FaceNetEmbedder:
+        """FaceNet on ONNX Runtime, in 32-bit floats or 8-bit integers (the fused recipes' second embedder,
+        ``vision/recipes.py``)."""
+        return self._get("facenet-int8" if int8 else "facenet", lambda: self._make_facenet(int8))
 
-    def _make_facenet(self) -> FaceNetEmbedder:
+    def _make_facenet(self, int8: bool) -> FaceNetEmbedder:
         from facesearch.vision.models.facenet_h5 import FaceNetUnavailableError
+        from facesearch.vision.models.facenet_int8 import ensure_int8_model
         from facesearch.vision.models.onnx_facenet import FaceNetEmbedder
 
+        cache_dir = self._choice.cache_dir
         try:
-            return FaceNetEmbedder(cache_dir=self._choice.cache_dir, threads=self._choice.threads or 0)
+            graph = ensure_int8_model(cache_dir=cache_dir) if int8 else None
+            return FaceNetEmbedder(cache_dir=cache_dir, threads=self._choice.threads or 0, graph=graph)
+        except ImportError as problem:
+            raise DataFolderError(
+                f"FaceNet cannot be quantised ({problem}); choose a dlib template recipe (FACESEARCH_TEMPLATE_RECIPE)"
+            ) from None
         except FaceNetUnavailableError as problem:
             raise DataFolderError(
                 f"FaceNet cannot run ({problem}); choose a dlib template recipe (FACESEARCH_TEMPLATE_RECIPE)"
