@@ -33,7 +33,8 @@ from bench.identification import Faces, split
 from bench.verify_accuracy import default_dev_dir
 from facesearch.core.records import RGBImage
 from facesearch.vision.alignment import arcface_chip
-from facesearch.vision.models.facenet_int8 import PERCENTILE, QUANTISED_OPS, RANGES
+from facesearch.vision.models import facenet_int8
+from facesearch.vision.models.facenet_int8 import RANGES
 from facesearch.vision.models.onnx_facenet import INPUT_NAME, FaceNetEmbedder, ensure_onnx_model
 from facesearch.vision.models.yunet import YuNetProposer
 from facesearch.vision.templates import SHRINK
@@ -61,14 +62,7 @@ def dev_chips(dev: Path, files: Sequence[str], count: int, seed: int = 0) -> lis
 def quantise(source: Path, target: Path, chips: Sequence[RGBImage]) -> None:
     """``source``'s graph with 8-bit weights and activations, ranges read from ``chips`` and written where the
     product reads them (``vision/models/facenet_int8.py``, RANGES), so that it builds the same graph."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Chips(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime has no type hints
         def __init__(self) -> None:
@@ -78,22 +72,7 @@ def quantise(source: Path, target: Path, chips: Sequence[RGBImage]) -> None:
             return next(self.batches, None)
 
     RANGES.unlink(missing_ok=True)
-    prepared = target.with_suffix(".prepared.onnx")
-    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    quantize_static(
-        str(prepared),
-        str(target),
-        Chips(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        calibrate_method=CalibrationMethod.Percentile,
-        op_types_to_quantize=list(QUANTISED_OPS),
-        extra_options={"CalibPercentile": PERCENTILE},
-        calibration_cache_path=str(RANGES),  # written, as no file is there
-    )
-    prepared.unlink()
+    facenet_int8.quantise(source, target, Chips())
 
 
 def cost_and_agreement(fp32: FaceNetEmbedder, int8: FaceNetEmbedder, chips: Sequence[RGBImage]) -> list[str]:

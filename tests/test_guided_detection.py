@@ -172,7 +172,7 @@ def test_the_default_recipe_looks_at_each_photo_with_yunet_once(monkeypatch: pyt
     photo at another scale, runs it again."""
     analyser = FaceAnalyser(Settings())
     proposer = analyser.models.proposer
-    assert proposer is not None
+    assert isinstance(proposer, YuNetProposer)
     counting = _CountingSession(proposer._session)
     monkeypatch.setattr(proposer, "_session", counting)
     first, second = sorted((FIXTURES / "identities").glob("*.jpg"))[:2]

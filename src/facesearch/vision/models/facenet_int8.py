@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from facesearch.vision.models.cache import default_cache_dir, is_intact, sha256_file, store_checked
 from facesearch.vision.models.onnx_facenet import BUILDER_VERSION, ensure_onnx_model
@@ -37,22 +38,27 @@ def ensure_int8_model(h5_path: Path | None = None, cache_dir: Path | None = None
     float_graph = ensure_onnx_model(h5_path, cache_dir)
     path = cached_int8_path(float_graph, cache_dir)
     if not is_intact(path):
-        store_checked(path, quantise(float_graph))
+        with tempfile.TemporaryDirectory(prefix="facesearch-int8-") as work:
+            target = Path(work) / "int8.onnx"
+            quantise(float_graph, target)
+            store_checked(path, target.read_bytes())
     return path
 
 
-def quantise(float_graph: Path) -> bytes:
-    """The serialized 8-bit form of ``float_graph`` with the shipped activation ranges."""
+def quantise(float_graph: Path, target: Path, chips: Any = None) -> None:
+    """``float_graph`` in 8 bits, written to ``target``, with the shipped activation ranges; or, given ``chips``
+    (an ONNX Runtime ``CalibrationDataReader``) and no ranges file, with ranges read from those chips, which are
+    then written to RANGES (``bench/facenet_int8.py`` makes them so)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory(prefix="facesearch-int8-") as work:
-        prepared, target = Path(work) / "prepared.onnx", Path(work) / "int8.onnx"
-        quant_pre_process(str(float_graph), str(prepared), skip_symbolic_shape=True)
+    prepared = target.with_name(target.stem + ".prepared.onnx")
+    quant_pre_process(str(float_graph), str(prepared), skip_symbolic_shape=True)
+    try:
         quantize_static(
             str(prepared),
             str(target),
-            None,
+            chips,
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
@@ -60,6 +66,7 @@ def quantise(float_graph: Path) -> bytes:
             calibrate_method=CalibrationMethod.Percentile,
             op_types_to_quantize=list(QUANTISED_OPS),
             extra_options={"CalibPercentile": PERCENTILE},
-            calibration_cache_path=str(RANGES),
+            calibration_cache_path=str(RANGES),  # read when it is there, else written from ``chips``
         )
-        return target.read_bytes()
+    finally:
+        prepared.unlink(missing_ok=True)
