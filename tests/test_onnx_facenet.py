@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facesearch.core.settings import EmbedderChoice
 from facesearch.vision.models import facenet_h5, facenet_int8, onnx_facenet
-from facesearch.vision.models.cache import is_intact, sha256_file
+from facesearch.vision.models.cache import checksum_path, is_intact, sha256_file
 from facesearch.vision.models.facenet_h5 import FaceNetH5Error, FaceNetUnavailableError, KerasNetwork, read_h5
 from facesearch.vision.models.onnx_facenet import FaceNetEmbedder, cached_model_path
+from facesearch.vision.recipes import prepare_model_files
 
 h5py = pytest.importorskip("h5py", reason="h5py (a dependency: pip install h5py==3.16.0) reads FaceNet's .h5")
 
@@ -219,3 +221,21 @@ def test_the_8_bit_graph_keeps_the_32_bit_templates_close(embedder: FaceNetEmbed
     assert np.all((full * quantised).sum(axis=1) > 0.98)  # each face's two templates
     similarities = quantised @ quantised.T
     assert np.all(similarities[~np.eye(4, dtype=bool)] < 0.5)  # and four people still told apart
+
+
+def test_the_graphs_a_recipe_needs_are_built_before_workers_start(built: Path, tmp_path: Path) -> None:
+    """An ingest with several workers builds them first, in its own process (``engine/folders.py``), so that the
+    workers do not each build them at once; a folder where nothing can be written only leaves it to them."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    shutil.copy(built, folder / built.name)  # the 32-bit graph, built once for this module
+    shutil.copy(checksum_path(built), folder / checksum_path(built).name)
+    prepare_model_files("dlib-4view-v1", EmbedderChoice(runtime="dlib", cache_dir=folder))
+    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".onnx") == [built.name]  # nothing to build
+    prepare_model_files("dlib4view+facenet2view-int8-v1", EmbedderChoice(cache_dir=folder))
+    graphs = [p for p in folder.iterdir() if p.suffix == ".onnx"]
+    assert {p.name.split("-")[0] for p in graphs} == {"dlib", "facenet"} and len(graphs) == 3
+    assert all(is_intact(p) for p in graphs)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    prepare_model_files("dlib4view+facenet2view-v1", EmbedderChoice(cache_dir=blocked))  # raises nothing

@@ -21,6 +21,7 @@ from facesearch.engine.ingest import FileTask, Progress, run_tasks, task_for
 from facesearch.engine.ray_cluster import run_on_ray
 from facesearch.store.catalog.store import Catalog
 from facesearch.vision.imaging import content_id_of, read_image_file, unsupported_advice
+from facesearch.vision.recipes import prepare_model_files
 
 CONTENT_CHECK_CHUNK = 32
 """Files hashed before their content ids are looked up in the catalog together (one query, not one a file)."""
@@ -73,6 +74,8 @@ def ingest_folders(
                 yield task_for(path, settings, workers)
 
     batch: list[NewImage] = []
+    if workers > 1 and not settings.ray_address:
+        prepare_model_files(settings.recipe, settings.embedder_choice())
     outcomes = (
         run_on_ray(tasks(), settings.ray_address, settings.threads_per_worker or 1)
         if settings.ray_address

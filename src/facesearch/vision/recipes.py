@@ -24,9 +24,9 @@ import numpy.typing as npt
 
 from facesearch.core.errors import InvalidValueError
 from facesearch.core.records import Box, Point, RGBImage
-from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, TEMPLATE_RECIPES, views_recipe
+from facesearch.core.settings import DEFAULT_MATCH_THRESHOLD, TEMPLATE_RECIPES, EmbedderChoice, views_recipe
 from facesearch.vision.alignment import arcface_chip, arcface_template, similarity_transform
-from facesearch.vision.models.registry import ModelSet
+from facesearch.vision.models.registry import ModelSet, build_model_files
 from facesearch.vision.templates import face_templates, mirrored, view_chips
 
 Floats = npt.NDArray[np.float32]
@@ -80,6 +80,12 @@ assert tuple(RECIPES) == TEMPLATE_RECIPES
 
 LEGACY_EMBEDDERS = {"dlib-resnet-v1": views_recipe(1), "dlib-resnet-v1/4-views": views_recipe(4)}
 """What faces stored before recipes recorded as their embedder, and the recipe that made them."""
+
+
+def prepare_model_files(name: str, choice: EmbedderChoice) -> None:
+    """Build the cached graphs recipe ``name`` needs before worker processes start (``registry.build_model_files``)."""
+    recipe = recipe_named(name)
+    build_model_files(choice, facenet=bool(recipe.facenet_views), int8=recipe.facenet_int8)
 
 
 def recipe_named(name: str) -> Recipe:

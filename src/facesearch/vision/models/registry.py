@@ -141,6 +141,26 @@ def _make_proposer(cache_dir: Path | None) -> FaceProposer | None:
         return None
 
 
+def build_model_files(choice: EmbedderChoice, facenet: bool, int8: bool) -> None:
+    """Build the cached graphs a pipeline loads (dlib's ResNet on ONNX Runtime, and FaceNet's when ``facenet``, in 8
+    bits when ``int8``) here and now, so that the worker processes started next find them instead of each building
+    them at once on its first photo (FaceNet's take about 20 s and a gigabyte of memory). A graph that cannot be
+    built raises nothing here: the worker that loads it says why."""
+    from facesearch.vision.models import facenet_int8, onnx_facenet, onnx_resnet
+
+    builders: list[Callable[[], object]] = []
+    if choice.runtime != "dlib":
+        builders.append(lambda: onnx_resnet.ensure_onnx_model(cache_dir=choice.cache_dir))
+    if facenet:
+        ensure_facenet = facenet_int8.ensure_int8_model if int8 else onnx_facenet.ensure_onnx_model
+        builders.append(lambda: ensure_facenet(cache_dir=choice.cache_dir))
+    for build in builders:
+        try:
+            build()
+        except Exception as problem:  # any: the worker that loads the model reports it
+            log.debug("a model file could not be built ahead of the workers: %s", problem)
+
+
 @cache
 def shared_models() -> ModelSet:
     """The process's one model set (models inside it still load only when first used)."""
