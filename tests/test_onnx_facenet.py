@@ -205,7 +205,7 @@ def test_the_8_bit_graph_is_built_from_the_shipped_ranges_cached_and_rebuilt_whe
     built: Path, cache_dir: Path
 ) -> None:
     path = facenet_int8.ensure_int8_model(cache_dir=cache_dir)
-    assert path == facenet_int8.cached_int8_path(built, cache_dir) and is_intact(path)
+    assert path == facenet_int8.cached_int8_path(built) and is_intact(path)
     assert sha256_file(path) == INT8_SHA256
     stamp = path.stat().st_mtime_ns
     assert facenet_int8.ensure_int8_model(cache_dir=cache_dir) == path and path.stat().st_mtime_ns == stamp

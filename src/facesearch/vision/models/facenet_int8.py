@@ -17,8 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from facesearch.vision.models.cache import default_cache_dir, is_intact, sha256_file, store_checked
-from facesearch.vision.models.onnx_facenet import BUILDER_VERSION, ensure_onnx_model
+from facesearch.vision.models.cache import is_intact, sha256_file, store_checked
+from facesearch.vision.models.facenet_h5 import check_sha256, model_path
+from facesearch.vision.models.onnx_facenet import BUILDER_VERSION, cached_model_path, ensure_onnx_model
 
 RANGES = Path(__file__).with_name("quantisation") / "facenet-keras-2024-int8-v1.json"
 PERCENTILE = 99.999
@@ -26,18 +27,19 @@ PERCENTILE = 99.999
 QUANTISED_OPS = ("Conv", "MatMul", "Gemm")
 
 
-def cached_int8_path(float_graph: Path, cache_dir: Path | None = None) -> Path:
-    folder = default_cache_dir() if cache_dir is None else cache_dir
+def cached_int8_path(float_graph: Path) -> Path:
+    """Where the 8-bit form of the cached 32-bit graph ``float_graph`` is cached, beside it."""
     stem = float_graph.name.removesuffix(f"-b{BUILDER_VERSION}.onnx")
-    return folder / f"{stem}-b{BUILDER_VERSION}-int8-{sha256_file(RANGES)[:12]}.onnx"
+    return float_graph.with_name(f"{stem}-b{BUILDER_VERSION}-int8-{sha256_file(RANGES)[:12]}.onnx")
 
 
 def ensure_int8_model(h5_path: Path | None = None, cache_dir: Path | None = None) -> Path:
     """The cached 8-bit graph, quantised from the cached 32-bit graph when it is missing or its checksum does not
-    match."""
-    float_graph = ensure_onnx_model(h5_path, cache_dir)
-    path = cached_int8_path(float_graph, cache_dir)
+    match. The ``.h5`` is checked every time; the 32-bit graph (91 MB to checksum) only when it is needed."""
+    source = model_path() if h5_path is None else Path(h5_path)
+    path = cached_int8_path(cached_model_path(check_sha256(source), cache_dir))
     if not is_intact(path):
+        float_graph = ensure_onnx_model(source, cache_dir)
         with tempfile.TemporaryDirectory(prefix="facesearch-int8-") as work:
             target = Path(work) / "int8.onnx"
             quantise(float_graph, target)
