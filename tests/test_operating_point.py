@@ -177,6 +177,19 @@ def test_every_template_recipe_ships_its_false_match_curve(recipe: str) -> None:
     assert point.threshold == pytest.approx(THRESHOLDS_AT_1000[recipe], abs=5e-4)
 
 
+DEFAULT_THRESHOLDS = {9: 0.6, 100: 0.537, 1_000: 0.486, 10_000: 0.439, 100_000: 0.393, 1_000_000: 0.347}
+"""The default recipe's search thresholds by faces searched, as README.md ("How far a search reaches") states them."""
+
+
+def test_the_default_recipe_searches_at_the_thresholds_the_readme_states(calibration: Calibration) -> None:
+    for faces, threshold in DEFAULT_THRESHOLDS.items():
+        point = operating_point(DEFAULT_TEMPLATE_RECIPE, faces, 0.1, DEFAULT_MATCH_THRESHOLD)
+        assert point.threshold == pytest.approx(threshold, abs=5e-4), faces
+    assert operating_point(DEFAULT_TEMPLATE_RECIPE, 10, 0.1, DEFAULT_MATCH_THRESHOLD).threshold < 0.6
+    # Only the last lies below the measured curve.
+    assert calibration.extrapolated(0.1, 1_000_000) and not calibration.extrapolated(0.1, 100_000)
+
+
 def test_a_recipe_without_calibration_searches_at_the_verification_threshold() -> None:
     point = operating_point("a-recipe-nobody-calibrated", 10**6, 0.1, DEFAULT_MATCH_THRESHOLD)
     assert point.threshold == DEFAULT_MATCH_THRESHOLD and point.chosen_by == "uncalibrated"
